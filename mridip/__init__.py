@@ -1,0 +1,18 @@
+"""mridip: MRI reconstruction from raw k-space with untrained generator networks.
+
+Deep Image Prior family (DIP, ConvDecoder, TDDIP, graph image prior) fitted through
+Cartesian and radial (NUFFT) multi-coil forward models, compared fairly with
+compressed-sensing baselines.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("mridip")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+from mridip.data import Header, RawData, Reconstruction  # noqa: E402
+from mridip.errors import MridipError  # noqa: E402
+
+__all__ = ["Header", "RawData", "Reconstruction", "MridipError", "__version__"]

@@ -1,0 +1,232 @@
+"""The two data types every module boundary speaks: :class:`RawData` and :class:`Reconstruction`.
+
+Shapes (DESIGN.md order, always):
+
+- Cartesian k-space ``(S, T, C, Ky, Kx)`` complex64 with sampling mask ``(S, T, Ky, Kx)`` bool
+- radial k-space ``(S, T, C, K)`` complex64 with trajectory ``(S, T, 2, K)`` float32 in
+  radians/voxel in [-pi, pi); component 0 = ky (image rows, Y), component 1 = kx (columns, X)
+- noise samples ``(C, N)`` complex64
+- images ``(S, T, Y, X)`` complex64
+
+Several slices are a leading ``S`` axis (never a list); ``raw.slice(s)`` gives the data of one
+slice with ``S = 1``, and ``raw.kspace[s]`` its ``(T, C, ...)`` tensor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mridip.errors import InputFileError, ShapeError
+
+KINDS = ("cartesian", "radial")
+
+
+@dataclass
+class Header:
+    """What a raw file says about its acquisition.
+
+    Matrix sizes follow ISMRMRD: ``(x, y, z)`` = (readout, phase encode, partition).
+    FOVs are in mm, times in ms, field strength in tesla. ``None`` / empty where the
+    file does not say.
+    """
+
+    encoded_matrix: tuple[int, int, int] = (0, 0, 1)
+    recon_matrix: tuple[int, int, int] = (0, 0, 1)
+    encoded_fov_mm: tuple[float, float, float] | None = None
+    recon_fov_mm: tuple[float, float, float] | None = None
+    field_strength_t: float | None = None
+    te_ms: list[float] = field(default_factory=list)
+    tr_ms: list[float] = field(default_factory=list)
+    ti_ms: list[float] = field(default_factory=list)
+    flip_angle_deg: list[float] = field(default_factory=list)
+    readout_oversampling: float = 1.0
+    ky_center: int | None = None
+    calibration_lines: int = 0
+    noise_scans: int = 0
+    trajectory: str = "cartesian"
+    system: str | None = None
+    xml: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """Reconstructed image size ``(Y, X)`` from the recon matrix."""
+        return (int(self.recon_matrix[1]), int(self.recon_matrix[0]))
+
+
+@dataclass
+class RawData:
+    """Raw k-space of one acquisition, ready for preprocessing and reconstruction.
+
+    Attributes
+    ----------
+    kspace : torch.Tensor
+        complex64, Cartesian ``(S, T, C, Ky, Kx)`` (unsampled entries are 0) or radial
+        ``(S, T, C, K)``.
+    kind : str
+        ``"cartesian"`` or ``"radial"``.
+    mask : torch.Tensor or None
+        bool ``(S, T, Ky, Kx)``, True where a line/sample was measured (Cartesian only).
+    trajectory : torch.Tensor or None
+        float32 ``(S, T, 2, K)``, radians/voxel in [-pi, pi), (ky, kx) order (radial only).
+    noise : torch.Tensor or None
+        complex64 ``(C, N)`` noise-only samples (noise scans), same receiver scaling as data.
+    header : Header
+    reference : numpy.ndarray or None
+        ``(S, T, Y, X)`` reference image when the file carries one (fastMRI's
+        ``reconstruction_rss``); magnitude or complex.
+    format : str
+        ``"ismrmrd"``, ``"fastmri"`` or ``"arrays"``.
+    source : str or None
+        Path of the file it came from.
+    history : list of str
+        Preprocessing steps applied, in order (e.g. ``"prewhiten"``).
+    """
+
+    kspace: torch.Tensor
+    kind: str
+    header: Header = field(default_factory=Header)
+    mask: torch.Tensor | None = None
+    trajectory: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
+    reference: np.ndarray | None = None
+    format: str = "arrays"
+    source: str | None = None
+    history: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def num_slices(self) -> int:
+        return int(self.kspace.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.kspace.shape[1])
+
+    @property
+    def num_coils(self) -> int:
+        return int(self.kspace.shape[2])
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """``(Y, X)`` of the images to reconstruct.
+
+        Cartesian: the k-space grid ``(Ky, Kx)`` (readout oversampling already cropped).
+        Radial: the header's recon matrix.
+        """
+        if self.kind == "cartesian":
+            return (int(self.kspace.shape[-2]), int(self.kspace.shape[-1]))
+        return self.header.image_shape
+
+    def slice(self, s: int) -> "RawData":
+        """The data of slice ``s`` as a :class:`RawData` with ``S = 1`` (views, no copy)."""
+        if not 0 <= s < self.num_slices:
+            raise IndexError(f"slice {s} out of range: the data has {self.num_slices} slice(s)")
+        ref = None if self.reference is None else self.reference[s : s + 1]
+        return dataclasses.replace(
+            self,
+            kspace=self.kspace[s : s + 1],
+            mask=None if self.mask is None else self.mask[s : s + 1],
+            trajectory=None if self.trajectory is None else self.trajectory[s : s + 1],
+            reference=ref,
+            history=list(self.history),
+        )
+
+    def validate(self) -> None:
+        """Check shapes, dtypes and finiteness; raise a clear error naming the problem."""
+        k = self.kspace
+        if self.kind not in KINDS:
+            raise ShapeError(f"RawData.kind must be one of {KINDS}, got {self.kind!r}")
+        if not torch.is_tensor(k) or not k.is_complex():
+            raise ShapeError("RawData.kspace must be a complex torch tensor (complex64)")
+        if self.kind == "cartesian":
+            if k.ndim != 5:
+                raise ShapeError(
+                    f"Cartesian k-space must be (S, T, C, Ky, Kx), got shape {tuple(k.shape)}"
+                )
+            if self.mask is None:
+                raise ShapeError("Cartesian RawData needs a sampling mask (S, T, Ky, Kx)")
+            want = (k.shape[0], k.shape[1], k.shape[3], k.shape[4])
+            if tuple(self.mask.shape) != want:
+                raise ShapeError(
+                    f"Cartesian mask must be (S, T, Ky, Kx) = {want}, got {tuple(self.mask.shape)}"
+                )
+        else:
+            if k.ndim != 4:
+                raise ShapeError(f"radial k-space must be (S, T, C, K), got shape {tuple(k.shape)}")
+            if self.trajectory is None:
+                raise ShapeError(
+                    "radial RawData needs a trajectory (S, T, 2, K) in radians/voxel; an "
+                    "ISMRMRD radial file must carry it in each acquisition's traj field"
+                )
+            want = (k.shape[0], k.shape[1], 2, k.shape[3])
+            if tuple(self.trajectory.shape) != want:
+                raise ShapeError(
+                    f"radial trajectory must be (S, T, 2, K) = {want}, "
+                    f"got {tuple(self.trajectory.shape)}"
+                )
+            if self.trajectory.abs().max() > np.pi + 1e-4:
+                raise ShapeError(
+                    "radial trajectory exceeds pi radians/voxel: it must be in radians/voxel "
+                    "in [-pi, pi) (files use cycles/pixel in [-0.5, 0.5); convert with "
+                    "mridip.trajectories.cycles_to_radians)"
+                )
+        if not torch.isfinite(torch.view_as_real(k)).all():
+            raise InputFileError(
+                "k-space contains NaN or Inf values: the file is corrupt or was written "
+                "wrongly; fix or drop the affected acquisitions before reconstructing"
+            )
+        if self.noise is not None and (self.noise.ndim != 2 or self.noise.shape[0] != k.shape[2]):
+            raise ShapeError(
+                f"noise samples must be (C, N) with C = {k.shape[2]} coils, "
+                f"got {tuple(self.noise.shape)}"
+            )
+
+
+@dataclass
+class Reconstruction:
+    """A reconstructed image series with its provenance.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        complex64 ``(S, T, Y, X)``.
+    method : str
+        Name of the method (e.g. ``"tddip"``, ``"cg-sense"``).
+    attrs : dict
+        Provenance written as file attributes: protocol (TOML text after overrides),
+        mridip version, device, seed, iterations, stop reason, wall seconds, ...
+    parameter_maps : dict of str -> numpy.ndarray
+        float32 ``(S, Y, X)`` maps (parameter mapping only), times in ms.
+    reference : numpy.ndarray or None
+        ``(S, T, Y, X)`` reference carried over from the input, if it had one.
+    log : dict of str -> numpy.ndarray
+        Per-iteration records of the fit (``iteration``, ``loss``, ``val_loss``, ...).
+    """
+
+    image: np.ndarray
+    method: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    parameter_maps: dict[str, np.ndarray] = field(default_factory=dict)
+    reference: np.ndarray | None = None
+    log: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        img = np.asarray(self.image)
+        if img.ndim == 2:
+            img = img[None, None]
+        elif img.ndim == 3:
+            img = img[None]
+        if img.ndim != 4:
+            raise ShapeError(
+                f"Reconstruction.image must be (S, T, Y, X), got shape {tuple(img.shape)}"
+            )
+        self.image = img.astype(np.complex64, copy=False)
