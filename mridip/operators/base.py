@@ -15,6 +15,10 @@ coil axis (Cartesian ``(T, Ky, Kx)``, radial ``(T, K)``), True where a sample is
 ``A.restrict(m)`` returns a new operator of the same kind that measures only ``m & A.sample_mask``
 (forward returns zeros elsewhere). The fitting loop uses it to hold out k-space samples
 for self-validation; nothing is changed in place.
+
+Frames: ``A.select_frames(idx)`` returns the operator of frames ``idx`` (a LongTensor of
+frame indices) only, ``ishape (len(idx), Y, X)``, sharing maps with ``A``; the fitting
+loop uses it for mini-batches of frames.
 """
 
 from __future__ import annotations
@@ -77,6 +81,10 @@ class LinearOperator(nn.Module):
 
     def restrict(self, sample_mask: torch.Tensor) -> "LinearOperator":  # pragma: no cover
         """A new operator measuring only ``sample_mask & self.sample_mask``."""
+        raise NotImplementedError
+
+    def select_frames(self, idx: torch.Tensor) -> "LinearOperator":  # pragma: no cover
+        """The operator of frames ``idx`` only (LongTensor ``(B,)``): ishape ``(B, Y, X)``."""
         raise NotImplementedError
 
     # -------------------------------------------------------------- helpers
