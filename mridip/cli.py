@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mridip import __version__
 from mridip.errors import MridipError
@@ -41,6 +42,43 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
     for p in written:
         print(p)
+    return 0
+
+
+def _cmd_recon(args: argparse.Namespace) -> int:
+    from mridip.io import save_reconstruction
+    from mridip.recon.pipeline import checkpoint_stem, reconstruct
+
+    out = Path(args.output)
+    if out.suffix != ".h5":
+        raise MridipError(f"output {out} must end in .h5")
+    if not out.parent.exists():
+        raise MridipError(f"output folder {out.parent} does not exist: create it first")
+    recon = reconstruct(
+        args.input,
+        args.protocol,
+        device=args.device,
+        overrides=args.set,
+        seed=args.seed,
+        checkpoint=checkpoint_stem(out),
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    save_reconstruction(out, recon)
+    for f in out.parent.glob(out.name + ".ckpt.s*.pt"):
+        f.unlink()  # the fit finished: its checkpoints are no longer needed
+    if not args.no_preview:
+        from mridip.viz import save_cine_gif, save_frame_grid
+
+        img = recon.image[0]
+        save_frame_grid(img, out.with_suffix(".png"))
+        if img.shape[0] > 1:
+            save_cine_gif(img, out.with_suffix(".gif"))
+    a = recon.attrs
+    print(
+        f"{out}: {recon.method}, image {tuple(recon.image.shape)} (S, T, Y, X), "
+        f"{a['iterations']} iterations ({a['stop_reason']}), {a['wall_seconds']:.1f} s on {a['device']}"
+    )
     return 0
 
 
@@ -82,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--respiration", action="store_true", help="add respiratory drift")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_simulate)
+
+    s = sub.add_parser("recon", help="reconstruct a raw file with a protocol")
+    s.add_argument("input", metavar="INPUT", help="raw .h5 file (ISMRMRD or fastMRI)")
+    s.add_argument("-p", "--protocol", required=True, help="protocol name (protocols/NAME.toml) or .toml file")
+    s.add_argument("-o", "--output", required=True, help="output .h5 (previews .png/.gif beside it)")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    s.add_argument(
+        "--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
+        help="override a protocol option, e.g. --set fit.iterations=3000 (repeatable)",
+    )
+    s.add_argument("--seed", type=int, default=0, help="seed of initialisation and hold-out split")
+    s.add_argument("--resume", action="store_true", help="continue from the checkpoints beside OUTPUT")
+    s.add_argument("--no-preview", action="store_true", help="do not write PNG/GIF previews")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_recon)
 
     s = sub.add_parser("bench", help="time the forward models (and fitting iterations)")
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
