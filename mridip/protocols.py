@@ -16,6 +16,7 @@ A protocol is a file path or the name of a built-in protocol (``protocols/NAME.t
     [model]                          # generator options (method-specific; see mridip.models)
     [fit]                            # fitting loop options (mridip.recon.fit.FitConfig)
     [baseline]                       # compressed-sensing options (mridip.recon.baselines)
+    [stages]                         # staged schedules (graph image prior: mridip.recon.gip)
 
 Every key is validated: an unknown key or a wrong type raises
 :class:`~mridip.errors.ProtocolError` naming the key and the allowed ones. Overrides use
@@ -43,7 +44,7 @@ PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocols"
 GENERATOR_METHODS = ("dip", "convdecoder", "tddip", "gip")
 
 _TOP_KEYS = {"method": str, "description": str}
-_SECTIONS = ("data", "coils", "model", "fit", "baseline")
+_SECTIONS = ("data", "coils", "model", "fit", "baseline", "stages")
 _DATA_SCHEMA: dict[str, Any] = {
     "prewhiten": True,
     "coil_compression": 0,
@@ -68,6 +69,18 @@ def _baseline_methods() -> dict[str, Callable]:
     from mridip.recon.baselines import METHODS
 
     return METHODS
+
+
+def _stage_options() -> dict[str, Callable]:
+    """Methods with a staged schedule: method -> function whose keyword options are [stages]."""
+    out: dict[str, Callable] = {}
+    try:
+        from mridip.recon.gip import gip_stage_options
+
+        out["gip"] = gip_stage_options
+    except ImportError:  # pragma: no cover - the graph image prior is optional in a source tree
+        pass
+    return out
 
 
 def _generator_factories() -> dict[str, Callable]:
@@ -160,7 +173,7 @@ class Protocol:
         File stem or built-in name.
     method : str
         Generator (``dip``, ``convdecoder``, ``tddip``, ``gip``) or baseline name.
-    data, coils, model, baseline : dict
+    data, coils, model, baseline, stages : dict
         Validated options (only the keys given; defaults live in the code they configure).
     fit : dict
         Options of :class:`mridip.recon.fit.FitConfig`.
@@ -176,6 +189,7 @@ class Protocol:
     model: dict[str, Any] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
     text: str = ""
 
     @property
@@ -291,6 +305,8 @@ def load_protocol(protocol: str | Path | dict, overrides: list[str] | dict[str, 
     base_schema, required = _defaults_of(bases[method], ("A", "y")) if method in bases else ({}, set())
     if method in bases and "lam" in base_schema:
         base_schema = {**base_schema, "tune": False, "tune_values": [0.0]}
+    stage_fns = _stage_options()
+    stage_schema = _defaults_of(stage_fns[method], ())[0] if method in stage_fns else {}
     given = set(doc.get("baseline", {})) | ({"lam"} if doc.get("baseline", {}).get("tune") else set())
     missing = sorted(required - given)
     if missing:
@@ -307,6 +323,7 @@ def load_protocol(protocol: str | Path | dict, overrides: list[str] | dict[str, 
         model=_check_table(doc.get("model", {}), model_schema, "model"),
         fit=_check_table(doc.get("fit", {}), _fit_schema() if method in gens else {}, "fit"),
         baseline=_check_table(doc.get("baseline", {}), base_schema, "baseline"),
+        stages=_check_table(doc.get("stages", {}), stage_schema, "stages"),
     )
     if proto.is_generator:
         proto.fit_config()  # validates values, not only types

@@ -400,7 +400,7 @@ def fit(
             x = model(frames)
         loss = loss_fn(x.to(torch.complex64), frames)
         if not torch.isfinite(loss):
-            stop_reason = f"diverged: loss is {float(loss)} at iteration {it + 1} (lower the learning rate)"
+            stop_reason = f"diverged: loss is {float(loss.detach())} at iteration {it + 1} (lower the learning rate)"
             break
         loss.backward()
         loss_value = float(loss.detach())

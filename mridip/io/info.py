@@ -1,0 +1,216 @@
+"""``mridip info``: what a raw file holds, in a few lines of text.
+
+ISMRMRD files are described from the XML header and the acquisition headers only (no
+k-space samples are read, so this is fast on large files); fastMRI files from the array
+shapes, the mask (or the first slice's nonzero pattern) and the XML header.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from mridip.errors import InputFileError
+
+
+def _fmt_list(vals, unit: str) -> str:
+    return ", ".join(f"{v:g}" for v in vals) + f" {unit}"
+
+
+def _common_lines(h) -> list[str]:
+    out = []
+    if h.field_strength_t:
+        out.append(f"field strength:   {h.field_strength_t:g} T")
+    for name, vals in (("TE", h.te_ms), ("TR", h.tr_ms), ("TI", h.ti_ms)):
+        if vals:
+            out.append(f"{name}:{' ' * (16 - len(name))}{_fmt_list(vals, 'ms')}")
+    if h.flip_angle_deg:
+        out.append(f"flip angle:       {_fmt_list(h.flip_angle_deg, 'deg')}")
+    if h.recon_fov_mm:
+        out.append("FOV (recon):      " + " x ".join(f"{v:g}" for v in h.recon_fov_mm) + " mm")
+    if h.system:
+        out.append(f"system:           {h.system}")
+    return out
+
+
+def _matrix(m) -> str:
+    return f"{m[0]} x {m[1]}" + (f" x {m[2]}" if m[2] > 1 else "") + " (x readout, y phase)"
+
+
+def _describe_ismrmrd(path: str) -> str:
+    import h5py
+
+    from mridip.io import _ismrmrd_group
+    from mridip.io.ismrmrd import _cartesian_geometry, _check_channels, _frame_index, _scan, _slice_index
+
+    with h5py.File(path, "r") as f:
+        group = _ismrmrd_group(f)
+    scan = _scan(path, group)
+    h = scan.header
+    heads = scan.heads
+    which = np.flatnonzero(scan.image)
+    lines = [f"file:             {path}", "format:           ISMRMRD"]
+    lines.append(f"trajectory:       {h.trajectory}")
+    lines.append(f"encoded matrix:   {_matrix(h.encoded_matrix)}")
+    lines.append(f"recon matrix:     {_matrix(h.recon_matrix)}")
+    lines.append(f"acquisitions:     {len(heads)} ({len(which)} image data)")
+    if len(which) == 0:
+        lines.append("image data:       none (nothing to reconstruct)")
+        return "\n".join(lines)
+    C = _check_channels(scan, which)
+    lines.append(f"coils:            {C}")
+    frame, axes = _frame_index(heads[which])
+    sl, slice_values = _slice_index(heads[which])
+    S = len(slice_values)
+    if scan.kind == "cartesian":
+        g = _cartesian_geometry(scan)
+        T = g["T"]
+        lines.append(f"frames:           {T}" + (f" (from idx.{' x '.join(n for n, _ in axes)})" if axes else ""))
+        lines.append(f"slices:           {S}")
+        sampled = np.zeros((S, T, g["ey"]), dtype=bool)
+        sampled[g["sl"], g["frame"], g["rows"]] = True
+        per = sampled.sum(axis=2)  # (S, T) distinct lines per frame
+        lpf = f"{per.min()}" if per.min() == per.max() else f"{per.min()} to {per.max()} (mean {per.mean():.1f})"
+        lines.append(f"lines per frame:  {lpf} of {g['ey']}")
+        acc = g["ey"] * per.size / max(int(per.sum()), 1)
+        lines.append(f"acceleration:     R = {acc:.2f} (encoded lines / measured lines)")
+        lines.append(f"k-space centre:   line {g['center']} (kspace_encode_step_1)")
+    else:
+        n_sp = len(which)
+        ns = int(heads["number_of_samples"][which[0]])
+        lines.append(f"slices:           {S}")
+        lines.append(f"spokes:           {n_sp} in total, {ns} samples each")
+        if axes:
+            T = int(frame.max()) + 1
+            counts = np.bincount(frame * S + sl, minlength=T * S)
+            lines.append(f"frames:           {T} (from idx.{' x '.join(n for n, _ in axes)})")
+            spf = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()}"
+            lines.append(f"spokes per frame: {spf}")
+            spf_n = int(counts.min())
+        else:
+            lines.append("frames:           not in the file (idx.phase constant): consecutive spokes "
+                         "are binned by spokes_per_frame")
+            spf_n = None
+        N = max(h.recon_matrix[0], h.recon_matrix[1])
+        if N > 0:
+            nyq = math.pi / 2.0 * N
+            extra = f"; R = {nyq / spf_n:.1f} at {spf_n} spokes per frame" if spf_n else ""
+            lines.append(f"Nyquist spokes:   {nyq:.0f} (pi/2 x {N}){extra}")
+        has_traj = int(heads["trajectory_dimensions"][which].min()) >= 2
+        lines.append("trajectory data:  " + ("traj field, cycles/pixel" if has_traj else "MISSING (cannot reconstruct)"))
+    noise = np.flatnonzero(scan.noise)
+    if len(noise):
+        n_samp = int(heads["number_of_samples"][noise].astype(np.int64).sum())
+        lines.append(f"noise scans:      {len(noise)} ({n_samp} samples per coil)")
+    else:
+        lines.append("noise scans:      0 (no prewhitening possible)")
+    lines.append(f"calibration lines: {h.calibration_lines}")
+    lines.append(f"readout oversampling: {h.readout_oversampling:g}"
+                 + (" (cropped on reading)" if scan.kind == "cartesian" and h.readout_oversampling > 1 else ""))
+    if scan.skipped:
+        lines.append("skipped:          " + ", ".join(f"{v} {k}" for k, v in scan.skipped.items()))
+    lines += _common_lines(h)
+    return "\n".join(lines)
+
+
+def _describe_fastmri(path: str) -> str:
+    import h5py
+
+    from mridip.io.fastmri import _header_from_file, _mask_from_file
+
+    with h5py.File(path, "r") as f:
+        d = f["kspace"]
+        shape = tuple(d.shape)
+        h = _header_from_file(f, path, shape)
+        S, H, W = shape[0], shape[-2], shape[-1]
+        C = shape[1] if len(shape) == 4 else 1
+        m = _mask_from_file(f, S, H, W)
+        if m is None:
+            k0 = np.asarray(d[0])
+            m0 = (k0 != 0).any(axis=0) if k0.ndim == 3 else (k0 != 0)
+            mask_note = "(from the first slice's nonzero samples)"
+        else:
+            m0 = m[0]
+            mask_note = "(from 'mask')"
+        ref = [n for n in ("reconstruction_rss", "reconstruction_esc") if n in f]
+        ref_shape = tuple(f[ref[0]].shape) if ref else None
+        attrs = dict(f.attrs.items())
+    cols = m0.any(axis=0)
+    lines = [f"file:             {path}", "format:           fastMRI"]
+    lines.append(f"trajectory:       {h.trajectory}")
+    lines.append(f"kspace array:     {shape} (slices, coils, height = readout, width = phase)")
+    lines.append(f"encoded matrix:   {_matrix(h.encoded_matrix)}")
+    lines.append(f"recon matrix:     {_matrix(h.recon_matrix)}")
+    lines.append(f"coils:            {C}")
+    lines.append("frames:           1")
+    lines.append(f"slices:           {S}")
+    lines.append(f"lines per frame:  {int(cols.sum())} of {W} phase-encode columns {mask_note}")
+    lines.append(f"acceleration:     R = {m0.size / max(int(m0.sum()), 1):.2f}")
+    lines.append("noise scans:      0 (fastMRI files carry none)")
+    lines.append(f"readout oversampling: {h.readout_oversampling:g}"
+                 + (" (cropped on reading)" if h.readout_oversampling > 1 else ""))
+    lines.append(f"reference:        {ref[0]} {ref_shape}" if ref else "reference:        none")
+    if "acquisition" in attrs:
+        a = attrs["acquisition"]
+        lines.append(f"acquisition:      {a.decode() if isinstance(a, bytes) else a}")
+    lines += _common_lines(h)
+    return "\n".join(lines)
+
+
+def _describe_output(path: str) -> str:
+    from mridip.io.output import load_reconstruction
+
+    r = load_reconstruction(path)
+    lines = [f"file:             {path}", "format:           mridip reconstruction (output, not raw data)",
+             f"method:           {r.method}", f"image:            {tuple(r.image.shape)} (S, T, Y, X)"]
+    if r.parameter_maps:
+        lines.append("parameter maps:   " + ", ".join(r.parameter_maps))
+    lines.append("reference:        " + ("yes" if r.reference is not None else "none"))
+    for k in ("device", "seed", "iterations", "stop_reason", "wall_seconds"):
+        if k in r.attrs:
+            lines.append(f"{k + ':':<18}{r.attrs[k]}")
+    return "\n".join(lines)
+
+
+def describe(path: str | os.PathLike) -> str:
+    """The text ``mridip info PATH`` prints: what a raw file holds.
+
+    Format, trajectory, encoded and recon matrix, coils, frames, slices, lines or spokes
+    per frame, acceleration (Cartesian) or Nyquist ratio (radial), noise scans,
+    calibration lines, readout oversampling, field strength, TE/TR/TI where the header
+    has them. A mridip output file is described as such.
+
+    Raises
+    ------
+    InputFileError
+        Missing, truncated or unknown file.
+    """
+    from mridip.io import detect_format
+
+    path = os.fspath(path)
+    fmt = detect_format(path)
+    try:
+        if fmt == "ismrmrd":
+            text = _describe_ismrmrd(path)
+        elif fmt == "fastmri":
+            text = _describe_fastmri(path)
+        else:
+            text = _describe_output(path)
+    except InputFileError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        from mridip.io.ismrmrd import _corrupt
+
+        raise _corrupt(path, exc) from exc
+    return _align(text)
+
+
+def _align(text: str) -> str:
+    """Pad every ``label: value`` line to one column."""
+    out = []
+    for line in text.splitlines():
+        label, _, rest = line.partition(":")
+        out.append(f"{label + ':':<22}{rest.strip()}")
+    return "\n".join(out)
