@@ -321,6 +321,7 @@ def coil_sensitivities(
     *,
     seed: int = 0,
     z: float = 0.0,
+    normalize: bool = False,
 ) -> np.ndarray:
     """Receive sensitivities of circular loop coils around the phantom's body (Biot-Savart).
 
@@ -344,11 +345,16 @@ def coil_sensitivities(
         Seed of gains and phase offsets.
     z : float
         Through-plane position of the slice in normalised units (multi-slice data).
+    normalize : bool
+        Divide by the root-sum-of-squares so that ``sum_c |S_c|^2 = 1`` at every pixel.
+        The simulated files use normalised maps: then the ground-truth image is exactly
+        what a SENSE reconstruction with normalised maps (ESPIRiT, Walsh, the package's
+        convention) estimates, with no receive-field shading in the comparison.
 
     Returns
     -------
     numpy.ndarray
-        complex64 ``(C, Y, X)``. NOT normalised to a sum of squares of 1 (as real coils are
+        complex64 ``(C, Y, X)``. Unless ``normalize``, NOT normalised to a sum of squares of 1 (as real coils are
         not): one common factor scales the maps so that the largest magnitude inside the
         body is 1; the root-sum-of-squares then falls from ~1 near the surface to about
         0.14-0.2 in the body centre (the heart), and the phase varies smoothly across
@@ -389,7 +395,10 @@ def coil_sensitivities(
     maps = maps.reshape(coils, ny, nx)
     body = _ellipse(u, v, bu, bv, au, av)
     peak = np.abs(maps[:, body]).max() if body.any() else np.abs(maps).max()
-    return (maps / peak).astype(np.complex64)
+    maps = maps / peak
+    if normalize:
+        maps = maps / np.sqrt((np.abs(maps) ** 2).sum(axis=0, keepdims=True))
+    return maps.astype(np.complex64)
 
 
 # --------------------------------------------------------------------------- noise
@@ -758,7 +767,7 @@ def simulate_to_files(
 
     if kind in ("radial", "cartesian"):
         images, rois = cardiac_cine_phantom(size, frames, respiration=respiration, seed=seed)
-        maps = coil_sensitivities(coils, (size, size), seed=seed)
+        maps = coil_sensitivities(coils, (size, size), seed=seed, normalize=True)
         attrs["frames"] = int(frames)
         if kind == "radial":
             sim = simulate_radial(images, maps, spokes_per_frame=spokes_per_frame, snr=snr, seed=seed)
@@ -794,7 +803,7 @@ def simulate_to_files(
     for pos in positions:
         img, roi = cardiac_cine_phantom(size, 1, seed=seed, slice_position=float(pos))
         # coil maps of each slice at its own through-plane position (normalised units)
-        mps = coil_sensitivities(coils, (size, size), seed=seed, z=0.05 * float(pos))
+        mps = coil_sensitivities(coils, (size, size), seed=seed, z=0.05 * float(pos), normalize=True)
         clean.append(_fft2c(mps * img))  # (C, Ky, Kx), fully sampled
         imgs.append(img)
         roi_list.append(roi)
