@@ -82,6 +82,23 @@ def _cmd_recon(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mridip.compare import compare
+
+    compare(
+        args.input, args.protocol, args.output, reference=args.reference, region=args.region,
+        device=args.device, overrides=args.set, seed=args.seed, progress=not args.quiet,
+    )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mridip.demo import run_demo
+
+    run_demo(args.output, full=args.full, device=args.device, seed=args.seed, progress=not args.quiet)
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from mridip.bench import main as bench_main
 
@@ -135,6 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-preview", action="store_true", help="do not write PNG/GIF previews")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_recon)
+
+    s = sub.add_parser("compare", help="run several protocols on one input: table + figures")
+    s.add_argument("input", metavar="INPUT", help="raw .h5 file (ISMRMRD or fastMRI)")
+    s.add_argument("-p", "--protocol", action="append", required=True, help="protocol (repeat for each)")
+    s.add_argument("-o", "--output", required=True, help="output folder")
+    s.add_argument("--reference", help="ground truth (.npy, data_tools *_truth.h5) or a reference reconstruction .h5")
+    s.add_argument("--region", default="heart", help="reference region for region metrics (default heart)")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    s.add_argument(
+        "--set", action="append", default=[], metavar="[PROTOCOL:]TABLE.KEY=VALUE",
+        help="override for all protocols, or for one with a PROTOCOL: prefix (repeatable)",
+    )
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_compare)
+
+    s = sub.add_parser("demo", help="simulate a radial cine, reconstruct, compare, report (CPU, minutes)")
+    s.add_argument("-o", "--output", default="mridip-demo", help="output folder (default ./mridip-demo)")
+    s.add_argument("--full", action="store_true", help="the 128x128x20, 8-coil case (meant for a GPU)")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("bench", help="time the forward models (and fitting iterations)")
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")

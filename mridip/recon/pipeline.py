@@ -55,10 +55,11 @@ def preprocess(raw: RawData, proto: Protocol) -> RawData:
     """Noise prewhitening and coil compression as the protocol's ``[data]`` table says."""
     from mridip import preprocess as pp
 
-    if proto.option("data", "prewhiten") and raw.noise is not None:
+    # idempotent: data that went through a step already (compare shares them) skip it
+    if proto.option("data", "prewhiten") and raw.noise is not None and "prewhiten" not in raw.history:
         raw = pp.prewhiten(raw)
     ncc = int(proto.option("data", "coil_compression"))
-    if ncc > 0:
+    if 0 < ncc != raw.num_coils:
         if ncc > raw.num_coils:
             raise ProtocolError(
                 f"data.coil_compression = {ncc} but the data have only {raw.num_coils} coils"

@@ -1,0 +1,303 @@
+"""``mridip compare``: several protocols on one input, one table, one set of figures.
+
+Every protocol runs on the same preprocessed data with the same coil maps (estimated
+once, with the first protocol's ``[data]`` and ``[coils]`` options), so differences
+come from the methods alone. With a reference, each reconstruction is scored by the one
+metric definition of :mod:`mridip.metrics`, in the whole field of view and in a region
+(the reference file's ``roi/heart`` where it has one).
+
+Outputs in the folder: ``results.md``, ``results.csv``, one ``<protocol>.h5`` per method,
+``frames.png`` (frame grid, one row per method), ``xt_profile.png`` (x-t profile through
+the heart or the image centre), ``errors.png`` (error maps), ``<protocol>.gif``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mridip.errors import InputFileError, ProtocolError, ShapeError
+
+
+@dataclass
+class Reference:
+    """A reference image series and optional regions.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        ``(S, T, Y, X)`` complex or magnitude.
+    regions : dict of str -> numpy.ndarray
+        bool ``(S, T, Y, X)`` masks (e.g. ``"heart"``).
+    source : str
+    """
+
+    image: np.ndarray
+    regions: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str = ""
+
+
+def _as_stt(a: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim == 2:
+        a = a[None, None]
+    elif a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4:
+        raise ShapeError(f"{name} must be (Y, X), (T, Y, X) or (S, T, Y, X), got {a.shape}")
+    return a
+
+
+def load_reference(path: str | os.PathLike) -> Reference:
+    """Read a reference: ``.npy`` array, a data_tools ``*_truth.h5`` or a mridip output ``.h5``.
+
+    ``.h5`` files: dataset ``image`` (data_tools ground truth, with ``roi/<name>``
+    regions) or ``reconstruction`` (a mridip output, e.g. a fully sampled reconstruction).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"reference {p} does not exist")
+    if p.suffix == ".npy":
+        try:
+            return Reference(_as_stt(np.load(p), "reference"), {}, str(p))
+        except ValueError as exc:
+            raise InputFileError(f"reference {p} is not a readable .npy array: {exc}") from exc
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as f:
+            if "image" in f:
+                img = f["image"][()]
+                regions = {k: _as_stt(f["roi"][k][()], f"roi/{k}").astype(bool) for k in f.get("roi", {})}
+            elif "reconstruction" in f:
+                img, regions = f["reconstruction"][()], {}
+            else:
+                raise InputFileError(
+                    f"reference {p} has neither an 'image' (data_tools truth) nor a 'reconstruction' "
+                    "(mridip output) dataset"
+                )
+    except OSError as exc:
+        raise InputFileError(f"reference {p} is not a readable HDF5 file: {exc}") from exc
+    return Reference(_as_stt(img, "reference"), regions, str(p))
+
+
+def _centre_crop(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Centre-crop (or zero-pad) the last two axes to ``shape`` (k-space centre convention)."""
+    out = a
+    for axis, n in zip((-2, -1), shape):
+        m = out.shape[axis]
+        if m > n:
+            s = m // 2 - n // 2
+            out = np.take(out, np.arange(s, s + n), axis=axis)
+        elif m < n:
+            pad = [(0, 0)] * out.ndim
+            pad[axis] = (n // 2 - m // 2, n - m - (n // 2 - m // 2))
+            out = np.pad(out, pad)
+    return out
+
+
+def _heart_line(region: np.ndarray | None, shape: tuple[int, int]) -> int:
+    """Row through the centroid of the region (or the image centre) for the x-t profile."""
+    if region is not None and region.any():
+        ys = np.nonzero(region.any(axis=(0, 2)) if region.ndim == 3 else region.any(axis=1))[0]
+        return int(round(ys.mean()))
+    return shape[0] // 2
+
+
+def split_overrides(overrides: list[str] | None, protocols: list[str]) -> dict[str, list[str]]:
+    """``NAME:TABLE.KEY=VALUE`` targets protocol NAME; ``TABLE.KEY=VALUE`` targets all."""
+    out: dict[str, list[str]] = {p: [] for p in protocols}
+    for o in overrides or []:
+        head = o.split("=", 1)[0]
+        if ":" in head:
+            name, rest = o.split(":", 1)
+            if name not in out:
+                raise ProtocolError(f"override {o!r} names protocol {name!r}, which is not compared; "
+                                    f"protocols: {', '.join(protocols)}")
+            out[name].append(rest)
+        else:
+            for p in protocols:
+                out[p].append(o)
+    return out
+
+
+def compare(
+    input: str | os.PathLike,
+    protocols: list[str],
+    output_dir: str | os.PathLike,
+    *,
+    reference: str | os.PathLike | None = None,
+    region: str = "heart",
+    device: str = "cpu",
+    overrides: list[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    echo: bool = True,
+) -> list[dict[str, Any]]:
+    """Run protocols on one input and write the comparison (see the module docstring).
+
+    Parameters
+    ----------
+    input : path
+        Raw ISMRMRD / fastMRI file.
+    protocols : list of str
+        Protocol names or files; labels in the table are their names.
+    output_dir : path
+        Folder for the table, figures and reconstructions (created).
+    reference : path, optional
+        Ground truth (``.npy``, data_tools ``*_truth.h5``) or a fully sampled
+        reconstruction; else the input's own reference (fastMRI ``reconstruction_rss``).
+    region : str
+        Name of the reference region for the region metrics (default ``"heart"``).
+    device, overrides, seed, progress
+        As for :func:`mridip.recon.pipeline.reconstruct`; overrides as in
+        :func:`split_overrides`.
+
+    Returns
+    -------
+    list of dict
+        One row per protocol: method, protocol, PSNR / SSIM / NRMSE (whole and region),
+        seconds, iterations, stop reason, device.
+    """
+    from mridip import metrics, viz
+    from mridip.coils import estimate_maps
+    from mridip.device import resolve_device
+    from mridip.io import load_raw, save_reconstruction
+    from mridip.protocols import load_protocol
+    from mridip.recon.pipeline import preprocess, reconstruct
+
+    if not protocols:
+        raise ProtocolError("compare needs at least one protocol (-p NAME)")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    per = split_overrides(overrides, protocols)
+    protos = [load_protocol(p, per[p]) for p in protocols]
+    labels = [pr.name for pr in protos]
+    if len(set(labels)) != len(labels):
+        raise ProtocolError(f"protocol names must differ to label the table: {labels}")
+    dev = resolve_device(device)
+
+    first = protos[0]
+    spf = int(first.option("data", "spokes_per_frame")) or None
+    raw = preprocess(load_raw(input, spokes_per_frame=spf), first)
+    t0 = time.perf_counter()
+    maps = []
+    for s in range(raw.num_slices):
+        opts = {k: v for k, v in first.coils.items() if k != "method"}
+        m, _ = estimate_maps(raw.slice(s), first.option("coils", "method"), device=dev, **opts)
+        maps.append(m)
+    maps_t = torch.stack(maps)
+    maps_seconds = time.perf_counter() - t0
+
+    ref = load_reference(reference) if reference is not None else None
+    if ref is None and raw.reference is not None:
+        ref = Reference(_as_stt(raw.reference, "reference"), {}, "input file")
+    reg = None
+    if ref is not None and region in ref.regions:
+        reg = ref.regions[region]
+
+    rows, images = [], {}
+    for pr in protos:
+        rec = reconstruct(raw, pr, device=dev, seed=seed, coil_maps=maps_t, progress=progress)
+        rec.attrs["coil_maps_seconds"] = maps_seconds
+        save_reconstruction(out / f"{pr.name}.h5", rec)
+        img = rec.image
+        a = rec.attrs
+        row: dict[str, Any] = {
+            "method": pr.method, "protocol": pr.name, "seconds": round(float(a["wall_seconds"]), 2),
+            "iterations": int(a["iterations"]), "stop_reason": a["stop_reason"], "device": a["device"],
+        }
+        if ref is not None:
+            if img.shape[0] != ref.image.shape[0] or img.shape[1] != ref.image.shape[1]:
+                raise ShapeError(
+                    f"reconstruction (S, T) = {img.shape[:2]} and reference {ref.image.shape[:2]} differ"
+                )
+            img_c = _centre_crop(img, ref.image.shape[-2:])
+            x, r = img_c.reshape(-1, *img_c.shape[-2:]), ref.image.reshape(-1, *ref.image.shape[-2:])
+            whole = metrics.evaluate(x, r)
+            row.update({"psnr": whole["psnr"], "ssim": whole["ssim"], "nrmse": whole["nrmse"]})
+            if reg is not None:
+                inr = metrics.evaluate(x, r, reg.reshape(-1, *reg.shape[-2:]))
+                row.update({f"psnr_{region}": inr["psnr"], f"ssim_{region}": inr["ssim"], f"nrmse_{region}": inr["nrmse"]})
+            images[pr.name] = img_c[0]
+        else:
+            images[pr.name] = img[0]
+        rows.append(row)
+        viz.save_cine_gif(images[pr.name], out / f"{pr.name}.gif")
+
+    # figures of the first slice
+    series = dict(images)
+    if ref is not None:
+        series = {"reference": ref.image[0], **series}
+    viz.save_frame_grid(series, out / "frames.png")
+    line = _heart_line(None if reg is None else reg[0], next(iter(images.values())).shape[-2:])
+    viz.save_xt_profile(series, out / "xt_profile.png", row=line)
+    if ref is not None:
+        viz.save_error_maps(images, ref.image[0], out / "errors.png",
+                            frame=0, mask=None)
+    write_table(rows, out, region=region if reg is not None else None, reference=ref)
+    if echo:
+        print(format_table(rows, region if reg is not None else None))
+        print(f"\nwritten to {out}/ (results.md, results.csv, frames.png, xt_profile.png, *.gif, *.h5)")
+    return rows
+
+
+_COLUMNS = ["method", "protocol", "psnr", "ssim", "nrmse"]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf"
+        return f"{v:.4f}" if abs(v) < 1 else f"{v:.2f}"
+    return str(v)
+
+
+def _columns(rows: list[dict], region: str | None) -> list[str]:
+    cols = list(_COLUMNS) if "psnr" in rows[0] else ["method", "protocol"]
+    if region:
+        cols += [f"psnr_{region}", f"ssim_{region}", f"nrmse_{region}"]
+    return cols + ["seconds", "iterations", "stop_reason", "device"]
+
+
+def format_table(rows: list[dict], region: str | None = None) -> str:
+    """Markdown table of comparison rows."""
+    cols = _columns(rows, region)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_table(rows: list[dict], out: Path, *, region: str | None, reference: Reference | None) -> None:
+    """Write ``results.md`` and ``results.csv``."""
+    cols = _columns(rows, region)
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    ref_line = (
+        f"Reference: {reference.source}. Metrics: magnitude, reference / max, reconstruction scaled by the "
+        "least-squares scalar; PSNR peak 1; SSIM Gaussian window, data range 1, mean over frames"
+        + (f"; `*_{region}` columns inside the {region} region." if region else ".")
+        if reference is not None else "No reference: images and timings only."
+    )
+    text = (
+        "# mridip comparison\n\n" + ref_line + "\n\n"
+        "Every method ran on the same preprocessed data and coil maps. Iterations of generator "
+        "methods were chosen by held-out k-space self-validation (no ground truth); "
+        "baseline lambdas were tuned on held-out k-space where the protocol says `tune = true`.\n\n"
+        + format_table(rows, region) + "\n\n"
+        "Figures: `frames.png`, `xt_profile.png`" + (", `errors.png`" if reference is not None else "")
+        + ", one GIF per method.\n"
+    )
+    (out / "results.md").write_text(text)

@@ -1,0 +1,76 @@
+"""One registry of every operator: the shared tests in test_registry.py run on each entry.
+
+A new operator (or variant) is tested by adding one line to ``REGISTRY``: a name and a
+factory ``f(device) -> LinearOperator``. Sizes are tiny so the whole set runs in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mridip.operators import CartesianSense, RadialSense
+from mridip.trajectories import radial_trajectory, variable_density_lines
+
+T, C, Y, X = 3, 4, 16, 12  # non-square on purpose: catches swapped (ky, kx) axes
+
+
+def coil_maps(coils: int = C, shape=(Y, X), device="cpu", seed: int = 1) -> torch.Tensor:
+    """Smooth random complex coil maps ``(C, Y, X)`` (seeded, device-independent values)."""
+    g = torch.Generator().manual_seed(seed)
+    ny, nx = shape
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, ny), torch.linspace(-1, 1, nx), indexing="ij")
+    maps = []
+    for _ in range(coils):
+        a, b, c, d = torch.randn(4, generator=g)
+        mag = torch.exp(-((yy - 0.6 * a) ** 2 + (xx - 0.6 * b) ** 2))
+        maps.append(mag * torch.exp(1j * (c * yy + d * xx)))
+    return torch.stack(maps).to(torch.complex64).to(device)
+
+
+def trajectory(frames: int = T, spokes: int = 5, samples: int = 24) -> torch.Tensor:
+    return radial_trajectory(frames, spokes, samples)  # (T, 2, K)
+
+
+def weights(frames: int = T, k: int = 5 * 24, seed: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(frames, k, generator=g) + 0.1  # (T, K), strictly positive
+
+
+def holdout(shape, seed: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=g) > 0.3
+
+
+def _cart(device):
+    return CartesianSense(coil_maps(device=device), variable_density_lines(T, Y, X, 2.0, center_lines=4))
+
+
+def _radial(device, **kw):
+    return RadialSense(coil_maps(device=device), trajectory().to(device), **kw)
+
+
+REGISTRY = {
+    "cartesian": _cart,
+    "cartesian_restricted": lambda d: _cart(d).restrict(holdout((T, Y, X)).to(d)),
+    "cartesian_frames": lambda d: _cart(d).select_frames(torch.tensor([2, 0])),
+    "radial": lambda d: _radial(d),
+    "radial_weighted": lambda d: _radial(d, sample_weights=weights().to(d)),
+    "radial_coil_batch": lambda d: _radial(d, sample_weights=weights().to(d), coil_batch=3),
+    "radial_no_toeplitz": lambda d: _radial(d, toeplitz=False),
+    "radial_restricted": lambda d: _radial(d, sample_weights=weights().to(d)).restrict(holdout((T, 120)).to(d)),
+    "radial_frames": lambda d: _radial(d, sample_weights=weights().to(d), coil_batch=3).select_frames(torch.tensor([2, 1])),
+}
+
+
+def random_input(shape, device="cpu", seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, dtype=torch.complex64, generator=g).to(device)
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+
+
+__all__ = ["REGISTRY", "coil_maps", "trajectory", "weights", "random_input", "rel", "math"]
