@@ -333,7 +333,7 @@ def test_simulate_to_files_writes_raw_and_truth(tmp_path, kind):
     assert data.num_frames == 4 and data.kind == kind
     # the file holds exactly what the simulator made (same seeds -> same data)
     images, _ = cardiac_cine_phantom(32, 4, seed=1)
-    maps = coil_sensitivities(4, (32, 32), seed=1)
+    maps = coil_sensitivities(4, (32, 32), seed=1, normalize=True)  # the files use RSS-normalised maps
     if kind == "radial":
         sim = simulate_radial(images, maps, spokes_per_frame=5, snr=25.0, seed=1)
         # cycles/pixel float32 in the file -> radians: ~1e-6 rounding
@@ -354,3 +354,12 @@ def test_command_line_writes_files(tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out.split()
     assert len(printed) == 2 and all(os.path.exists(p) for p in printed)
+
+
+def test_normalised_coil_maps_have_unit_sum_of_squares():
+    raw = coil_sensitivities(6, (32, 32), seed=2)
+    maps = coil_sensitivities(6, (32, 32), seed=2, normalize=True)
+    np.testing.assert_allclose((np.abs(maps) ** 2).sum(0), 1.0, rtol=1e-5)
+    # same phases and relative magnitudes: normalisation divides every coil by the same RSS
+    ratio = maps / raw
+    np.testing.assert_allclose(ratio, ratio[:1].repeat(6, 0), rtol=1e-4)
