@@ -124,17 +124,79 @@ def _case(device: torch.device, coils: int, repeats: int, size: int = 128, frame
     return records
 
 
+def _fit_case(device: torch.device, repeats: int, size: int = 128, frames: int = 20, coils: int = 8,
+              spokes: int = 13, samples: int = 256) -> list[dict]:
+    """Cost of fitting: the data term and one full TDDIP step, Toeplitz vs explicit NUFFT.
+
+    ``dc_grad_*``: value and gradient (w.r.t. the image series) of the data-consistency
+    loss of all frames, through ``A.normal`` (``normal``) or ``A`` and its adjoint
+    (``forward``). ``tddip_step_*``: one Adam step of the default TDDIP generator
+    (128 channels) on all frames with that loss.
+    """
+    from mridip.models import TDDIP
+    from mridip.operators import RadialSense
+    from mridip.recon.fit import KSpaceLoss
+    from mridip.trajectories import radial_trajectory
+
+    g = torch.Generator().manual_seed(1)
+    case = f"{size}x{size}x{frames} C{coils}"
+    maps = torch.randn(coils, size, size, dtype=torch.complex64, generator=g).to(device)
+    A = RadialSense(maps, radial_trajectory(frames, spokes, samples).to(device))
+    x0 = torch.randn(frames, size, size, dtype=torch.complex64, generator=g).to(device)
+    y = A(x0).detach()
+    frames_idx = torch.arange(frames, device=device)
+    records = []
+    by = {}
+    for path in ("normal", "forward"):
+        loss = KSpaceLoss(A, y, path=path)
+        x = (0.5 * x0).requires_grad_(True)
+
+        def dc_step():
+            v = loss(x, frames_idx)
+            (gx,) = torch.autograd.grad(v, x)
+            return gx
+
+        sec = time_call(dc_step, repeats=repeats, warmup=1, device=device)
+        by[f"dc_grad_{path}"] = sec
+        records.append({"name": f"dc_grad_{path}", "case": case, "device": device.type, "seconds": sec,
+                        "cpu_seconds": time_call.last_cpu_seconds, "repeats": repeats})
+    torch.manual_seed(0)
+    model = TDDIP(frames, (size, size)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    for path in ("normal", "forward"):
+        loss = KSpaceLoss(A, y, path=path)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            v = loss(model(frames_idx), frames_idx)
+            v.backward()
+            opt.step()
+
+        n = max(1, min(repeats, 3))
+        sec = time_call(step, repeats=n, warmup=1, device=device)
+        by[f"tddip_step_{path}"] = sec
+        records.append({"name": f"tddip_step_{path}", "case": case, "device": device.type, "seconds": sec,
+                        "cpu_seconds": time_call.last_cpu_seconds, "repeats": n})
+    records.append({"name": "dc_forward_over_normal", "case": case, "device": device.type, "seconds": None,
+                    "ratio": by["dc_grad_forward"] / by["dc_grad_normal"],
+                    "step_ratio": by["tddip_step_forward"] / by["tddip_step_normal"]})
+    return records
+
+
 def main(device: str = "cpu", as_json: bool = False, repeats: int = 5, quick: bool = False) -> int:
     """Run the benchmark and print a table (or JSON records with ``as_json``); returns 0.
 
     Records: ``name`` (radial_forward, radial_adjoint, radial_forward_adjoint,
-    radial_normal, cartesian_normal, radial_toeplitz_setup, radial_fa_over_normal),
+    radial_normal, cartesian_normal, radial_toeplitz_setup, radial_fa_over_normal,
+    dc_grad_normal, dc_grad_forward, tddip_step_normal, tddip_step_forward,
+    dc_forward_over_normal),
     ``case`` (e.g. ``"128x128x20 C8"``), ``device``, ``seconds`` (median), ``peak_memory_mb``.
     """
     dev = resolve_device(device)
     records = []
     for coils in ((8,) if quick else (8, 32)):
         records += _case(dev, coils, repeats)
+    records += _fit_case(dev, repeats)
     name = device_name(dev)
     for r in records:
         r["device_name"] = name
@@ -147,7 +209,10 @@ def main(device: str = "cpu", as_json: bool = False, repeats: int = 5, quick: bo
     print(hdr)
     print("-" * len(hdr))
     for r in records:
-        if r["name"] == "radial_fa_over_normal":
+        if r["name"] == "dc_forward_over_normal":
+            print(f"{r['case']:<16} {'data term fwd / normal':<26} {r['ratio']:>9.1f}x   "
+                  f"(whole TDDIP step: {r['step_ratio']:.2f}x)")
+        elif r["name"] == "radial_fa_over_normal":
             print(f"{r['case']:<16} {'(fwd+adj) / normal':<26} {r['ratio']:>9.1f}x "
                   f"{r['cpu_ratio']:>8.1f}x  (coil_batch {r['coil_batch']})")
         else:

@@ -105,6 +105,10 @@ def save_reconstruction(path: str | os.PathLike, recon: Reconstruction) -> str:
                 if is_json:
                     json_names.append(name)
             f.attrs["_json_attrs"] = json.dumps(json_names)
+        # mkstemp creates 0600; give the result the permissions of an ordinary new file
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
