@@ -290,20 +290,7 @@ def test_bad_inputs_raise_shape_error():
 
 
 # ----------------------------------------------------------------------------- files
-def _writers_available():
-    try:
-        import data_tools.writers  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
-
-needs_writers = pytest.mark.skipif(
-    not _writers_available(), reason="data_tools.writers is not there yet"
-)
-
-
-@needs_writers
 @pytest.mark.parametrize("kind", ["radial", "cartesian", "fastmri"])
 def test_simulate_to_files_writes_raw_and_truth(tmp_path, kind):
     import h5py
@@ -347,7 +334,6 @@ def test_simulate_to_files_writes_raw_and_truth(tmp_path, kind):
     np.testing.assert_allclose(data.noise.numpy(), sim["noise"], atol=1e-4 * ref)
 
 
-@needs_writers
 def test_command_line_writes_files(tmp_path, capsys):
     rc = main(["-o", str(tmp_path), "--kind", "cartesian", "--size", "16", "--frames", "2",
                "--coils", "2", "--acceleration", "2"])

@@ -14,15 +14,6 @@ from mridip.models.common import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These networks are tiny: one thread is as fast as two on an idle machine and
-    # avoids the 10-80x OpenMP slowdown measured when the two cores are shared.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_round_trip_single_image_is_exact():
     x = torch.randn(3, 5, 4, dtype=torch.complex64)  # (B, Y, X)

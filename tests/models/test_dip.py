@@ -15,15 +15,6 @@ SMALL = {
 F0 = torch.tensor([0])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These networks are tiny: one thread is as fast as two on an idle machine and
-    # avoids the 10-80x OpenMP slowdown measured when the two cores are shared.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def smooth_target(y: int = 16, x: int = 16) -> torch.Tensor:
     """Complex test image (1, Y, X): Gaussian magnitude with a linear phase ramp."""

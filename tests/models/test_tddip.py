@@ -12,15 +12,6 @@ from mridip.models.tddip import TDDIP, MapNet, circle_manifold, helix_manifold, 
 SMALL = dict(channels=16, mapnet_widths=(64, 32))  # 32 = latent 1 x 8 x 4 for 16 x 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These networks are tiny: one thread is as fast as two on an idle machine and
-    # avoids the 10-80x OpenMP slowdown measured when the two cores are shared.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_helix_geometry():
     m = helix_manifold(12, cycles=3, radius=2.0, length=1.5)
