@@ -22,6 +22,7 @@ from mridip.models.common import (
     complex_to_channels,
     count_parameters,
 )
+from mridip.models.gip import GraphImagePrior
 from mridip.models.dip import ConvDecoder, DIPGenerator, SkipNet, make_convdecoder, make_dip
 from mridip.models.tddip import (
     TDDIP,
@@ -36,6 +37,7 @@ GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "dip": make_dip,
     "convdecoder": make_convdecoder,
     "tddip": TDDIP,
+    "gip": GraphImagePrior,
 }
 
 
@@ -76,6 +78,7 @@ __all__ = [
     "channels_to_complex",
     "complex_to_channels",
     "count_parameters",
+    "GraphImagePrior",
     "SkipNet",
     "ConvDecoder",
     "DIPGenerator",

@@ -156,7 +156,15 @@ def run_baseline(problem: SliceProblem, proto: Protocol, *, seed: int, **_: Any)
     return x, info
 
 
-RUNNERS: dict[str, Callable[..., MethodResult]] = {}
+def _run_gip(*args, **kwargs) -> MethodResult:
+    from mridip.recon.gip import run_gip
+
+    return run_gip(*args, **kwargs)
+
+
+#: Methods with their own schedule (still on the one fitting loop); others use
+#: run_generator or run_baseline.
+RUNNERS: dict[str, Callable[..., MethodResult]] = {"gip": _run_gip}
 
 
 def _runner(proto: Protocol) -> Callable[..., MethodResult]:
