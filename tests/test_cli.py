@@ -107,3 +107,15 @@ def test_truncated_input_fails_clearly(radial_file, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cut.h5" in err and "Traceback" not in err
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_recon_gip_through_the_command_line(cartesian_file, tmp_path, capsys):
+    out = tmp_path / "gip.h5"
+    rc = main(["recon", cartesian_file[0], "-p", "gip-cartesian-cine", "-o", str(out), "-q", "--no-preview",
+               "--set", "model.channels=6", "--set", "model.k=3",
+               "--set", "stages.stage1_iterations=10", "--set", "stages.stage2_iterations=10",
+               "--set", "stages.stage3_iterations=10", "--set", "stages.admm_iterations=0"])
+    assert rc == 0, capsys.readouterr().err
+    rec = load_reconstruction(out)
+    assert rec.method == "gip" and rec.image.shape == (1, 4, 24, 24) and np.isfinite(rec.image).all()
+    assert "stage 1" in rec.attrs["stop_reason"] and "stage 3" in rec.attrs["stop_reason"]
