@@ -103,18 +103,23 @@ def test_temporal_tv_agrees_with_bart_pics():
     """
     from mridip.operators.cartesian import CartesianSense
     from mridip.recon.baselines import data_scale, temporal_tv
-    from mridip.trajectories import variable_density_lines
 
     x, maps = _asymmetric_cine()
-    mask = variable_density_lines(T, N, N, 4, center_lines=4, seed=0)
+    # interleaved lines: the frames together sample every line, so the temporal-TV minimiser
+    # is unique (with lines that no frame samples, the temporal mean there is unconstrained
+    # and two converged solvers may land anywhere along that null space)
+    mask = torch.zeros(T, N, N, dtype=torch.bool)
+    for t in range(T):
+        mask[t, t % 4 :: 4, :] = True
+        mask[t, N // 2 - 2 : N // 2 + 2, :] = True
     A = CartesianSense(maps, mask)
     g = torch.Generator().manual_seed(0)
     y = A(x) + 0.01 * torch.randn(A.oshape, generator=g, dtype=torch.complex64) * mask.unsqueeze(1)
     lam = 0.02
-    ours, _ = temporal_tv(A, y, lam=lam, iterations=400, tol=1e-6)
+    ours, _ = temporal_tv(A, y, lam=lam)
     theirs = bart_pics(y, maps, mask=mask, regularization=f"T:1024:0:{lam}", iterations=200,
                        data_scale=data_scale(A, y))
-    # both near the same minimiser (measured: PSNR of one against the other ~47 dB)
+    # both near the same minimiser (measured: PSNR of one against the other ~60-69 dB)
     assert abs(psnr(ours, x) - psnr(theirs, x)) < 0.5
     assert psnr(theirs, ours) > 35.0
 
