@@ -213,7 +213,8 @@ def reconstruct(
     Returns
     -------
     Reconstruction
-        ``image`` complex64 ``(S, T, Y, X)`` in the units of the (prewhitened) data.
+        ``image`` complex64 ``(S, T, Y, X)`` in the units of the (prewhitened) data, zero
+        outside the coil maps' valid region.
     """
     from mridip.io import load_raw
 
@@ -246,6 +247,9 @@ def reconstruct(
         ck = None if checkpoint is None else f"{checkpoint}.s{s}.pt"
         x, info = run(problem, proto, seed=seed, checkpoint=ck, resume=resume, progress=progress,
                       description=f"{proto.name} slice {s}")
+        # no coil sees pixels outside the maps' valid region: the data say nothing there, and a
+        # generator's output there is arbitrary. Every method's image is zero there alike.
+        x = x * problem.valid.to(x.device)
         images.append(x.detach().to("cpu", torch.complex64).numpy())
         infos.append(info)
     image = np.stack(images, 0)
