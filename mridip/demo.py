@@ -3,29 +3,36 @@
 The small configuration (default) runs on 2 CPU cores in a few minutes: a 64 x 64,
 12-frame, 4-coil golden-angle radial cine with 13 spokes per frame (R ~ 7.7), written as
 a real ISMRMRD file with a noise scan, then gridding, CG-SENSE, temporal TV (GRASP),
-L+S and TDDIP on the same data and coil maps, scored against the phantom's ground truth
-in the whole field of view and in the heart. ``--full`` runs the 128 x 128, 20-frame,
-8-coil case of the benchmarks, meant for a GPU.
+spatio-temporal TV, L+S and TDDIP on the same data and coil maps, scored against the
+phantom's ground truth in the whole field of view and in the heart. ``--full`` runs the
+128 x 128, 20-frame, 8-coil case of the benchmarks with the protocols as they are, the
+graph image prior included, meant for a GPU.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-#: (protocol, overrides) of the small CPU configuration; the generator runs a reduced
-#: network so that it fits the CPU budget (the full protocols are used with --full).
+#: The small CPU configuration. The generator runs a reduced network (32 channels) and
+#: the baselines tune lambda over short grids around the values the held-out rule picked
+#: on the benchmark phantoms (docs/baselines.md), so that everything fits a few minutes on
+#: 2 cores; --full uses the protocols as they are.
 SMALL = {
     "size": 64, "frames": 12, "coils": 4, "spokes_per_frame": 13,
-    "protocols": ["gridding", "cg-sense", "temporal-tv", "lplus-s", "tddip-radial-cine"],
+    "protocols": ["gridding", "cg-sense", "temporal-tv", "spatiotemporal-tv", "lplus-s", "tddip-radial-cine"],
     "overrides": [
+        "temporal-tv:baseline.tune_values=[0.0005, 0.001, 0.002, 0.005]",
+        "spatiotemporal-tv:baseline.tune_values=[0.0002, 0.0005, 0.001, 0.002]",
+        "lplus-s:baseline.tune_values=[0.002, 0.005, 0.01]",
         "tddip-radial-cine:model.channels=32",
-        "tddip-radial-cine:fit.iterations=1500",
         "tddip-radial-cine:fit.lr=3e-3",
+        "tddip-radial-cine:fit.iterations=1500",
     ],
 }
 FULL = {
     "size": 128, "frames": 20, "coils": 8, "spokes_per_frame": 13,
-    "protocols": ["gridding", "cg-sense", "temporal-tv", "lplus-s", "tddip-radial-cine"],
+    "protocols": ["gridding", "cg-sense", "temporal-tv", "spatiotemporal-tv", "lplus-s", "tddip-radial-cine",
+                  "gip-radial-cine"],
     "overrides": [],
 }
 
@@ -35,7 +42,6 @@ def run_demo(output: str = "mridip-demo", *, full: bool = False, device: str = "
     """Simulate, reconstruct, compare and report into ``output``; returns the table rows."""
     from data_tools.phantom import simulate_to_files
     from mridip.compare import compare
-    from mridip.protocols import builtin_protocols
 
     cfg = FULL if full else SMALL
     out = Path(output)
@@ -47,8 +53,6 @@ def run_demo(output: str = "mridip-demo", *, full: bool = False, device: str = "
         spokes_per_frame=cfg["spokes_per_frame"], snr=30.0, seed=seed,
     )
     protocols = list(cfg["protocols"])
-    if "gip-radial-cine" in builtin_protocols() and full:
-        protocols.append("gip-radial-cine")
     print(f"reconstructing with {', '.join(protocols)} on {device}", flush=True)
     return compare(raw_path, protocols, out, reference=truth_path, device=device,
                    overrides=list(cfg["overrides"]), seed=seed, progress=progress)
