@@ -693,7 +693,7 @@ def tune_lambda(
 def _gridding_method(A: LinearOperator, y: Tensor, **kw) -> tuple[Tensor, dict]:
     t0 = time.perf_counter()
     x = gridding(A, y, **kw)
-    return x, {"iterations": 0, "stop_reason": "tolerance", "objective": [], "seconds": time.perf_counter() - t0}
+    return x, {"iterations": 0, "stop_reason": "closed form", "objective": [], "seconds": time.perf_counter() - t0}
 
 
 #: Protocol names -> callables ``f(A, y, **params) -> (x, info)``.
