@@ -505,8 +505,12 @@ def _check_inputs(images, maps) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fft2c(x: np.ndarray) -> np.ndarray:
-    ax = (-2, -1)
-    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x, axes=ax), norm="ortho"), axes=ax)
+    """The package's centred orthonormal FFT (mridip.fft.fft2c) on a numpy array."""
+    import torch
+
+    from mridip.fft import fft2c
+
+    return fft2c(torch.from_numpy(np.ascontiguousarray(x, dtype=np.complex64))).numpy()
 
 
 def simulate_cartesian(
