@@ -25,8 +25,9 @@ SMALL = {
         "spatiotemporal-tv:baseline.tune_values=[0.0002, 0.0005, 0.001, 0.002]",
         "lplus-s:baseline.tune_values=[0.002, 0.005, 0.01]",
         "tddip-radial-cine:model.channels=32",
-        "tddip-radial-cine:fit.lr=3e-3",
-        "tddip-radial-cine:fit.iterations=1500",
+        "tddip-radial-cine:fit.iterations=9000",
+        "tddip-radial-cine:fit.val_every=300",
+        "tddip-radial-cine:fit.patience=3000",
     ],
 }
 FULL = {
