@@ -696,6 +696,8 @@ def _gridding_method(A: LinearOperator, y: Tensor, **kw) -> tuple[Tensor, dict]:
     return x, {"iterations": 0, "stop_reason": "closed form", "objective": [], "seconds": time.perf_counter() - t0}
 
 
+from mridip.recon.bart import bart_pics_method  # noqa: E402  (BART itself is only needed when run)
+
 #: Protocol names -> callables ``f(A, y, **params) -> (x, info)``.
 METHODS: dict[str, Callable[..., tuple[Tensor, dict]]] = {
     "gridding": _gridding_method,
@@ -705,4 +707,5 @@ METHODS: dict[str, Callable[..., tuple[Tensor, dict]]] = {
     "temporal-tv": temporal_tv,
     "spatiotemporal-tv": spatiotemporal_tv,
     "lplus-s": lplus_s,
+    "bart-pics": bart_pics_method,
 }
