@@ -847,24 +847,39 @@ def simulate_to_files(
 
 
 # --------------------------------------------------------------------------- CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The simulation options, shared by ``python -m data_tools.phantom`` and ``mridip simulate``."""
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--kind", choices=sorted(_FILE_NAMES), default="radial",
+                   help="radial or Cartesian cine (ISMRMRD), or a static multi-slice fastMRI file")
+    p.add_argument("--size", type=int, default=128, help="image matrix N (N x N), default 128")
+    p.add_argument("--frames", type=int, default=20, help="cardiac frames T, default 20")
+    p.add_argument("--coils", type=int, default=8, help="receive coils C, default 8")
+    p.add_argument("--spokes", type=int, default=13, help="radial spokes per frame, default 13")
+    p.add_argument("--acceleration", type=float, default=8.0, help="Cartesian / fastMRI R, default 8")
+    p.add_argument("--snr", type=float, default=30.0, help="image SNR, default 30 (inf: no noise)")
+    p.add_argument("--slices", type=int, default=3, help="slices of the fastMRI phantom, default 3")
+    p.add_argument("--respiration", action="store_true", help="add respiratory drift")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m data_tools.phantom",
         description="Write a numerical cardiac cine phantom as raw files (ISMRMRD radial or "
         "Cartesian cine, or a static multi-slice fastMRI file) plus a ground-truth file.",
     )
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--kind", choices=sorted(_FILE_NAMES), default="radial")
-    p.add_argument("--size", type=int, default=128, help="image matrix N (N x N), default 128")
-    p.add_argument("--frames", type=int, default=20, help="cardiac frames T, default 20")
-    p.add_argument("--coils", type=int, default=8, help="receive coils C, default 8")
-    p.add_argument("--spokes", type=int, default=13, help="radial spokes per frame, default 13")
-    p.add_argument("--acceleration", type=float, default=8.0, help="Cartesian R, default 8")
-    p.add_argument("--snr", type=float, default=30.0, help="image SNR, default 30 (inf: no noise)")
-    p.add_argument("--slices", type=int, default=3, help="slices of the fastMRI phantom, default 3")
-    p.add_argument("--respiration", action="store_true", help="add respiratory drift")
-    p.add_argument("--seed", type=int, default=0)
+    add_arguments(p)
     return p
+
+
+def simulate_from_args(args: argparse.Namespace) -> list[str]:
+    """:func:`simulate_to_files` with the options of :func:`add_arguments`."""
+    return simulate_to_files(
+        args.output, kind=args.kind, size=args.size, frames=args.frames, coils=args.coils,
+        spokes_per_frame=args.spokes, acceleration=args.acceleration, snr=args.snr,
+        slices=args.slices, respiration=args.respiration, seed=args.seed,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -873,11 +888,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        written = simulate_to_files(
-            args.output, kind=args.kind, size=args.size, frames=args.frames, coils=args.coils,
-            spokes_per_frame=args.spokes, acceleration=args.acceleration, snr=args.snr,
-            slices=args.slices, respiration=args.respiration, seed=args.seed,
-        )
+        written = simulate_from_args(args)
     except MridipError as exc:
         print(f"data_tools.phantom: error: {exc}", file=sys.stderr)
         return 2

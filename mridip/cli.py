@@ -25,22 +25,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from data_tools.phantom import simulate_to_files
+    from data_tools.phantom import simulate_from_args
 
-    written = simulate_to_files(
-        args.output,
-        kind=args.kind,
-        size=args.size,
-        frames=args.frames,
-        coils=args.coils,
-        spokes_per_frame=args.spokes,
-        acceleration=args.acceleration,
-        snr=args.snr,
-        slices=args.slices,
-        respiration=args.respiration,
-        seed=args.seed,
-    )
-    for p in written:
+    for p in simulate_from_args(args):
         print(p)
     return 0
 
@@ -122,20 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="write a numerical cardiac cine phantom as raw files (ISMRMRD radial/Cartesian, fastMRI)",
     )
-    s.add_argument("-o", "--output", required=True, help="output folder")
-    s.add_argument(
-        "--kind", choices=["radial", "cartesian", "fastmri"], default="radial",
-        help="radial golden-angle cine or Cartesian cine (ISMRMRD), or a static multi-slice fastMRI file",
-    )
-    s.add_argument("--size", type=int, default=128, help="image matrix N (N x N), default 128")
-    s.add_argument("--frames", type=int, default=20, help="cardiac frames T, default 20")
-    s.add_argument("--coils", type=int, default=8, help="receive coils C, default 8")
-    s.add_argument("--spokes", type=int, default=13, help="radial spokes per frame, default 13")
-    s.add_argument("--acceleration", type=float, default=8.0, help="Cartesian R, default 8")
-    s.add_argument("--snr", type=float, default=30.0, help="image SNR of the noise-free phantom, default 30")
-    s.add_argument("--slices", type=int, default=3, help="slices of the fastMRI phantom, default 3")
-    s.add_argument("--respiration", action="store_true", help="add respiratory drift")
-    s.add_argument("--seed", type=int, default=0)
+    from data_tools.phantom import add_arguments
+
+    add_arguments(s)
     s.set_defaults(func=_cmd_simulate)
 
     s = sub.add_parser("recon", help="reconstruct a raw file with a protocol")
