@@ -210,7 +210,13 @@ def test_bad_input_raises_shape_error(cartesian):
 
 def test_methods_registry_names():
     assert set(B.METHODS) == {"gridding", "cg-sense", "l1-wavelet", "tv", "temporal-tv",
-                              "spatiotemporal-tv", "lplus-s"}
+                              "spatiotemporal-tv", "lplus-s", "bart-pics"}
+    # every built-in baseline protocol names a registered method
+    from mridip.protocols import builtin_protocols, load_protocol
+
+    for name in builtin_protocols():
+        proto = load_protocol(name)
+        assert proto.is_generator or proto.method in B.METHODS, name
 
 
 @pytest.mark.cuda
