@@ -662,30 +662,20 @@ def tune_lambda(
         raise ShapeError("tune_lambda: lams is empty: give at least one candidate lambda")
     if not 0.0 < holdout <= 0.5:
         raise ShapeError(f"tune_lambda: holdout must lie in (0, 0.5], got {holdout}")
-    mask = A.sample_mask.bool()  # (T, ...) without coils
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    val = torch.zeros_like(mask, device="cpu")
-    mask_cpu = mask.cpu()
-    for t in range(mask.shape[0]):
-        idx = torch.nonzero(mask_cpu[t].reshape(-1)).squeeze(1)
-        n_val = int(round(holdout * idx.numel()))
-        if idx.numel() < 2 or n_val < 1:
-            continue
-        pick = idx[torch.randperm(idx.numel(), generator=g)[:n_val]]
-        val[t].view(-1)[pick] = True
-    val = val.to(mask.device)
+    # the same stratified split as the fitting loop's stopping rule, and the same score
+    from mridip.recon.fit import KSpaceLoss, split_holdout
+
+    train, val = split_holdout(A.sample_mask.bool(), holdout, seed)
     if not bool(val.any()):
         raise ShapeError("tune_lambda: too few measured samples to hold any out: raise holdout or skip tuning")
-    train = mask & ~val
-    A_train, A_val = A.restrict(train), A.restrict(val)
-    keep = lambda m: y * m.unsqueeze(1).to(y.dtype)  # noqa: E731  (broadcast over coils)
-    y_train, y_val = keep(train), keep(val)
-    den = float(torch.linalg.vector_norm(y_val) ** 2) or 1.0
+    A_train = A.restrict(train)
+    y_train = y * train.unsqueeze(1).to(y.dtype)  # (T, 1, ...) broadcast over coils
+    score = KSpaceLoss(A.restrict(val), y, path="forward")  # ||A_val x - y_val||^2 / ||y_val||^2
+    frames = torch.arange(A.ishape[0], device=y.device)
     table: list[tuple[float, float]] = []
     for lam in lams:
         x = solve(A_train, y_train, lam)
-        err = float(torch.linalg.vector_norm(A_val(x.to(torch.complex64)) - y_val) ** 2) / den
-        table.append((lam, err))
+        table.append((lam, float(score(x.to(torch.complex64), frames))))
     best = min(table, key=lambda row: row[1])[0]
     return best, table
 
