@@ -155,7 +155,8 @@ class FitResult:
     seconds_per_iteration : float
         Mean wall time of one optimiser step (validation excluded).
     history : dict of str -> numpy.ndarray
-        ``iteration``, ``loss``, ``val_loss`` (NaN where not validated), ``seconds``.
+        ``iteration``, ``loss``, ``val_loss`` (NaN where not validated), ``seconds``, and
+        ``monitor`` (NaN where not validated) when a monitor was given.
     """
 
     image: torch.Tensor
@@ -298,6 +299,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     description: str = "fit",
+    monitor: Callable[[torch.Tensor], float] | None = None,
 ) -> FitResult:
     """Fit a generator by Adam on ``loss_fn``: the one loop of every generator method.
 
@@ -322,6 +324,12 @@ def fit(
     resume : bool
         Continue from ``checkpoint`` if it exists; the result equals an uninterrupted run
         with the same seed (same RNG streams, optimiser and schedule state).
+    monitor : callable, optional
+        ``monitor(x (T, Y, X)) -> float``: a diagnostic score of the rendered image (e.g.
+        PSNR against a known truth), evaluated at every validation point and recorded in
+        ``history["monitor"]``. It never influences the fit, the stop or the returned
+        iterate; it exists to report how far the ground-truth-free stop is from the
+        best iterate on the path (the "oracle").
 
     Returns
     -------
@@ -348,6 +356,8 @@ def fit(
     ema_img: torch.Tensor | None = None
     since_best = 0
     hist: dict[str, list[float]] = {"iteration": [], "loss": [], "val_loss": [], "seconds": []}
+    if monitor is not None:
+        hist["monitor"] = []
     step_seconds = 0.0
     perm = torch.empty(0, dtype=torch.long)
     if resume and checkpoint is not None and os.path.exists(checkpoint):
@@ -363,6 +373,10 @@ def fit(
         _set_rng_state(ck["rng"], frame_gen)
         it0, best_val, best_it, since_best = ck["iteration"], ck["best_val"], ck["best_it"], ck["since_best"]
         best_img, ema_img, hist, perm = ck["best_img"], ck["ema_img"], ck["history"], ck["perm"]
+        if monitor is not None and "monitor" not in hist:  # checkpoint written without a monitor
+            hist["monitor"] = [math.nan] * len(hist["iteration"])
+        elif monitor is None:
+            hist.pop("monitor", None)
         step_seconds = ck["step_seconds"]
 
     def save_checkpoint(it: int) -> None:
@@ -414,6 +428,7 @@ def fit(
         it += 1
 
         val_loss = math.nan
+        monitored = math.nan
         if it % cfg.val_every == 0 or it == cfg.iterations:
             img = _render(model, T, batch, device)
             if cfg.ema > 0:
@@ -426,11 +441,16 @@ def fit(
                         best_val, best_it, best_img, since_best = val_loss, it, img.detach().clone(), 0
                     else:
                         since_best += cfg.val_every
-        if it % cfg.log_every == 0 or it == cfg.iterations or not math.isnan(val_loss):
+            if monitor is not None:
+                with torch.no_grad():
+                    monitored = float(monitor(img.detach()))
+        if it % cfg.log_every == 0 or it == cfg.iterations or not (math.isnan(val_loss) and math.isnan(monitored)):
             hist["iteration"].append(it)
             hist["loss"].append(loss_value)
             hist["val_loss"].append(val_loss)
             hist["seconds"].append(step_seconds)
+            if monitor is not None:
+                hist["monitor"].append(monitored)
         if bar is not None:
             bar.update(1)
             if it % cfg.log_every == 0:

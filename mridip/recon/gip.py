@@ -152,7 +152,8 @@ def _checkpoint_iteration(path: str | None, resume: bool) -> int:
 
 
 def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume: bool = False,
-            progress: bool = True, description: str = "", **unused: Any) -> tuple[torch.Tensor, dict]:
+            progress: bool = True, description: str = "", monitor: Any = None,
+            **unused: Any) -> tuple[torch.Tensor, dict]:
     """Reconstruct one slice with the graph image prior (the runner of ``method = "gip"``).
 
     Objective and schedule: see the module docstring. The k-space is divided by the 99th
@@ -175,6 +176,10 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         ``fit.checkpoint_every`` steps, and ``STEM.stageN.done.pt`` once it is finished).
     resume : bool
         Skip finished stages and continue the interrupted one (ADMM restarts).
+    monitor : callable, optional
+        ``monitor(x (T, Y, X)) -> float`` in the data's units: a diagnostic score of each
+        stage's validated iterates and of each ADMM ``X``, recorded in ``history["monitor"]``;
+        never used to stop or to choose (see :func:`mridip.recon.fit.fit`).
 
     Returns
     -------
@@ -196,6 +201,7 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
     quick, _ = cg_sense(A, y, iterations=10)
     scale = data_scale(quick)
     ys = y / scale
+    mon = None if monitor is None else (lambda x: float(monitor(x * scale)))
     T, ny, nx = A.ishape
     torch.manual_seed(seed)
     model = GraphImagePrior(T, (ny, nx), **{**proto.model, "seed": seed}).to(y.device)
@@ -242,10 +248,10 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
             if frozen:
                 with model.generators_frozen():
                     r = fit(model, loss_fn, scfg, validate=hook, parameters=params, lr=lr, checkpoint=ck,
-                            resume=resume, description=f"{description} stage {number}".strip())
+                            resume=resume, description=f"{description} stage {number}".strip(), monitor=mon)
             else:
                 r = fit(model, loss_fn, scfg, validate=hook, parameters=params, lr=lr, checkpoint=ck,
-                        resume=resume, description=f"{description} stage {number}".strip())
+                        resume=resume, description=f"{description} stage {number}".strip(), monitor=mon)
             if hook is not None:
                 hook.restore()
             res = {"image": r.image, "iterations": r.iterations, "best_iteration": r.best_iteration,
@@ -259,6 +265,8 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         h["iteration"] = h["iteration"] + total_it
         h["seconds"] = h["seconds"] + step_seconds
         h["stage"] = np.full(len(h["iteration"]), float(number))
+        if mon is not None and "monitor" not in h:  # a stage finished before, without a monitor
+            h["monitor"] = np.full(len(h["iteration"]), np.nan)
         histories.append(h)
         reasons.append(f"stage {number}: {res['stop_reason']} (best at {res['best_iteration']})")
         per_stage_spi.append(float(res["seconds_per_iteration"]))
@@ -311,6 +319,8 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         best_val = float(val_loss(gz, frames_all)) if validating else math.inf
         net_cfg = clone_config(cfg, stop="fixed", iterations=opts["admm_net_iterations"], checkpoint_every=0)
         rows: dict[str, list[float]] = {"iteration": [], "loss": [], "val_loss": [], "seconds": [], "stage": []}
+        if mon is not None:
+            rows["monitor"] = []
         for k in range(1, opts["admm_iterations"] + 1):
             x = admm_x_step(A_train, ahy, gz, gam, rho, x, opts["admm_cg_iterations"])
             target = x + gam / rho
@@ -331,13 +341,15 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
             rows["val_loss"].append(v)
             rows["seconds"].append(step_seconds)
             rows["stage"].append(4.0)
+            if mon is not None:
+                rows["monitor"].append(mon(x))
             if not validating or v < best_val:
                 best_val, best_image, best_it, returned = v, x.clone(), total_it, f"ADMM X of iteration {k}"
         histories.append({key: np.asarray(val, dtype=np.float64) for key, val in rows.items()})
         reasons.append(f"admm: {opts['admm_iterations']} iterations, returned {returned}")
 
-    history = {key: np.concatenate([h[key] for h in histories]) if histories else np.zeros(0)
-               for key in ("iteration", "loss", "val_loss", "seconds", "stage")}
+    keys = ("iteration", "loss", "val_loss", "seconds", "stage") + (("monitor",) if mon is not None else ())
+    history = {key: np.concatenate([h[key] for h in histories]) if histories else np.zeros(0) for key in keys}
     info = {
         "iterations": total_it,
         "best_iteration": best_it,

@@ -94,12 +94,14 @@ MethodResult = tuple[torch.Tensor, dict]
 
 
 def run_generator(problem: SliceProblem, proto: Protocol, *, seed: int, checkpoint: str | None = None,
-                  resume: bool = False, progress: bool = True, description: str = "") -> MethodResult:
+                  resume: bool = False, progress: bool = True, description: str = "",
+                  monitor: Callable[[torch.Tensor], float] | None = None) -> MethodResult:
     """Fit the protocol's generator to one slice through the one fitting loop.
 
     The k-space is divided by the 99th magnitude percentile of a quick CG-SENSE image
     (10 iterations) so that the generator's output has magnitude ~1 on every file and one
-    learning rate transfers; the result is multiplied back.
+    learning rate transfers; the result is multiplied back. ``monitor`` (diagnostic only,
+    see :func:`mridip.recon.fit.fit`) receives the ``(T, Y, X)`` image in the data's units.
     """
     from mridip.models import build_generator, generator_options
     from mridip.recon.baselines import cg_sense
@@ -113,7 +115,9 @@ def run_generator(problem: SliceProblem, proto: Protocol, *, seed: int, checkpoi
     options = {**proto.model, "seed": seed} if "seed" in generator_options(proto.method) else dict(proto.model)
     model = build_generator(proto.method, T, (ny, nx), **options).to(y.device)
     cfg = proto.fit_config(seed=seed, progress=progress)
-    res = fit_kspace(model, A, y / scale, cfg, checkpoint=checkpoint, resume=resume, description=description)
+    mon = None if monitor is None else (lambda x: monitor(x * scale))
+    res = fit_kspace(model, A, y / scale, cfg, checkpoint=checkpoint, resume=resume, description=description,
+                     monitor=mon)
     info = {
         "iterations": res.iterations,
         "best_iteration": res.best_iteration,
@@ -186,6 +190,7 @@ def reconstruct(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
+    monitor: Callable[[int, torch.Tensor], float] | None = None,
 ) -> Reconstruction:
     """Reconstruct raw data with a protocol (the Python mirror of ``mridip recon``).
 
@@ -209,6 +214,11 @@ def reconstruct(
         Checkpoint file stem for generator fits (one file per slice: ``STEM.sN.pt``).
     resume : bool
         Continue generator fits from their checkpoints.
+    monitor : callable, optional
+        ``monitor(slice, x (T, Y, X)) -> float``, a diagnostic score (e.g. PSNR against a
+        known truth) of generator methods' iterates at each validation point, zeroed
+        outside the coil maps' valid region like the output; recorded in the log as
+        ``monitor``, never used to stop or to choose the returned image. Baselines ignore it.
 
     Returns
     -------
@@ -245,8 +255,12 @@ def reconstruct(
     for i, s in enumerate(slices):
         problem = slice_problem(raw.slice(s), proto, dev, None if maps_all is None else maps_all[min(i, len(maps_all) - 1)])
         ck = None if checkpoint is None else f"{checkpoint}.s{s}.pt"
+        mon = None
+        if monitor is not None:
+            def mon(x: torch.Tensor, s: int = s, valid: torch.Tensor = problem.valid) -> float:
+                return monitor(s, x * valid.to(x.device))
         x, info = run(problem, proto, seed=seed, checkpoint=ck, resume=resume, progress=progress,
-                      description=f"{proto.name} slice {s}")
+                      description=f"{proto.name} slice {s}", monitor=mon)
         # no coil sees pixels outside the maps' valid region: the data say nothing there, and a
         # generator's output there is arbitrary. Every method's image is zero there alike.
         x = x * problem.valid.to(x.device)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,6 +99,30 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert res.iterations == 30
     assert torch.allclose(res.image, ref.image, atol=1e-6, rtol=0)
     assert res.best_iteration == ref.best_iteration
+
+
+def test_monitor_is_recorded_and_changes_nothing():
+    A, y, x = _problem(noise=0.05)
+    cfg = FitConfig(iterations=40, lr=3e-3, holdout=0.1, patience=1000, val_every=5, log_every=10,
+                    frames_per_step=2, progress=False, seed=2)
+    seen = []
+
+    def score(img):
+        seen.append(tuple(img.shape))
+        return -float(torch.linalg.vector_norm(img - x))
+
+    plain = fit_kspace(_model(seed=3), A, y, cfg)
+    watched = fit_kspace(_model(seed=3), A, y, cfg, monitor=score)
+    # a diagnostic: same iterates, same stop, same returned image
+    assert torch.equal(watched.image, plain.image) and watched.best_iteration == plain.best_iteration
+    for key in ("iteration", "loss", "val_loss"):
+        np.testing.assert_array_equal(watched.history[key], plain.history[key])
+    assert "monitor" not in plain.history
+    mon, val = watched.history["monitor"], watched.history["val_loss"]
+    assert len(mon) == len(val) and np.array_equal(np.isfinite(mon), np.isfinite(val))
+    assert seen == [(T, N, N)] * 8  # every 5 of 40 steps, on all frames
+    k = int(np.nonzero(watched.history["iteration"] == watched.best_iteration)[0][0])
+    assert mon[k] == pytest.approx(score(watched.image), rel=1e-6)
 
 
 def test_config_errors_are_protocol_errors():

@@ -136,14 +136,23 @@ def test_gip_beats_gridding_cartesian_with_admm():
     problem, truth = _problem()
     stages = dict(stage1_iterations=250, stage2_iterations=250, stage3_iterations=200,
                   admm_iterations=2, admm_net_iterations=20, admm_lr=1e-4, **FAST)
-    x, info = run_gip(problem, _proto(stages), seed=0, progress=False)
+    x, info = run_gip(problem, _proto(stages), seed=0, progress=False,
+                      monitor=lambda im: psnr(im.detach().cpu().numpy(), truth.numpy()))
     base = psnr(gridding(problem.A, problem.y).numpy(), truth.numpy())
     got = psnr(x.numpy(), truth.numpy())
     # measured: gridding ~20.7 dB, GIP ~23 dB on this phantom (R = 4, 1% noise); 1 dB margin
     assert got > base + 1.0, (got, base)
+    h = info["history"]
     assert "admm: 2 iterations" in info["stop_reason"]
-    assert (info["history"]["stage"] == 4).sum() == 2
-    assert info["iterations"] == int(sum(info["history"]["iteration"][-1:]))
+    assert (h["stage"] == 4).sum() == 2
+    assert info["iterations"] == int(sum(h["iteration"][-1:]))
+    # the diagnostic monitor saw every validated iterate of every stage and each ADMM X, and
+    # the returned image is one of them: its score there is the returned image's PSNR
+    assert len(h["monitor"]) == len(h["iteration"])
+    assert np.array_equal(np.isfinite(h["monitor"]), np.isfinite(h["val_loss"]))
+    at = np.nonzero(h["iteration"] == info["best_iteration"])[0]
+    assert len(at) == 1 and abs(h["monitor"][at[0]] - got) < 1e-3, (h["monitor"][at], got)
+    assert np.nanmax(h["monitor"]) >= got - 1e-3
 
 
 def test_gip_radial_smoke_beats_gridding():
