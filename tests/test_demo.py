@@ -32,6 +32,9 @@ def test_demo_small_configuration_end_to_end(tmp_path, capsys, all_cores):
     # methods that use all frames jointly beat frame-by-frame gridding on 13 spokes/frame
     for name in ("temporal-tv", "lplus-s", "tddip-radial-cine"):
         assert psnr[name] > psnr["gridding"] + 2.0, (name, psnr)
+    # the generator's oracle diagnostic is reported, and the held-out choice lies on its path
+    assert float(rows["tddip-radial-cine"]["oracle_psnr"]) >= psnr["tddip-radial-cine"] - 0.01
+    assert rows["temporal-tv"]["oracle_psnr"] == ""
     for name in ("results.md", "frames.png", "xt_profile.png", "errors.png", "tddip-radial-cine.gif",
                  "data/radial_cine.h5", "data/radial_cine_truth.h5"):
         assert (out / name).stat().st_size > 0, name
