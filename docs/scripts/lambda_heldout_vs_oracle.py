@@ -19,14 +19,12 @@ import time
 import torch
 
 from data_tools.phantom import simulate_to_files
-from mridip.coils import estimate_maps
 from mridip.compare import _centre_crop, load_reference
 from mridip.io import load_raw
 from mridip.metrics import psnr
-from mridip.operators import make_operator
 from mridip.protocols import load_protocol
 from mridip.recon.baselines import METHODS, tune_lambda
-from mridip.recon.pipeline import preprocess
+from mridip.recon.pipeline import preprocess, slice_problem
 
 
 def main() -> None:
@@ -56,9 +54,8 @@ def main() -> None:
             acceleration=a.acceleration, snr=30.0, seed=a.seed)
         raw = preprocess(load_raw(raw_path), proto)
         truth = load_reference(truth_path).image[0]
-    mopts = {k: v for k, v in proto.coils.items() if k != "method"}
-    maps, valid = estimate_maps(raw, proto.option("coils", "method"), **mopts)
-    A, y = make_operator(raw, maps), raw.kspace[0].to(torch.complex64)
+    problem = slice_problem(raw.slice(0), proto, torch.device("cpu"))
+    A, y, valid = problem.A, problem.y, problem.valid
 
     t0 = time.perf_counter()
     best, table = tune_lambda(lambda A_, y_, lam: fn(A_, y_, lam=lam, **opts)[0], A, y, grid, seed=a.seed)
