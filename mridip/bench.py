@@ -183,13 +183,62 @@ def _fit_case(device: torch.device, repeats: int, size: int = 128, frames: int =
     return records
 
 
+def _gip_case(device: torch.device, repeats: int, size: int = 128, frames: int = 20, coils: int = 8,
+              acceleration: int = 8) -> list[dict]:
+    """Cost of one Adam step of each stage of the graph image prior (reference widths,
+    ``CH = 24``, ``k = 7``) on all frames, Cartesian data term through ``A.normal``.
+
+    ``gip_step_stage1``: per-frame CNNs and heads; ``gip_step_stage2``: graph network with
+    the per-frame features cached; ``gip_step_stage3``: everything jointly.
+    """
+    from mridip.models.gip import GraphImagePrior
+    from mridip.operators import CartesianSense
+    from mridip.recon.fit import KSpaceLoss
+
+    g = torch.Generator().manual_seed(2)
+    case = f"{size}x{size}x{frames} C{coils}"
+    maps = torch.randn(coils, size, size, dtype=torch.complex64, generator=g).to(device)
+    mask = (torch.rand(frames, size, 1, generator=g) < 1.0 / acceleration).expand(-1, -1, size)
+    A = CartesianSense(maps, mask.to(device))
+    x0 = torch.randn(frames, size, size, dtype=torch.complex64, generator=g).to(device)
+    loss = KSpaceLoss(A, A(x0).detach(), path="normal")
+    idx = torch.arange(frames, device=device)
+    torch.manual_seed(0)
+    model = GraphImagePrior(frames, (size, size)).to(device)
+    records = []
+    stages = (("gip_step_stage1", "heads", model.generator_parameters(), False),
+              ("gip_step_stage2", "graph", model.graph_parameters(), True),
+              ("gip_step_stage3", "graph", model.joint_parameters(), False))
+    for name, output, params, frozen in stages:
+        model.set_output(output)
+        opt = torch.optim.Adam(params, lr=1e-5)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss(model(idx), idx).backward()
+            opt.step()
+
+        n = max(1, min(repeats, 3))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        if frozen:
+            with model.generators_frozen():
+                sec = time_call(step, repeats=n, warmup=1, device=device)
+        else:
+            sec = time_call(step, repeats=n, warmup=1, device=device)
+        records.append({"name": name, "case": case, "device": device.type, "seconds": sec,
+                        "cpu_seconds": time_call.last_cpu_seconds, "repeats": n,
+                        "peak_memory_mb": _peak_memory_mb(device)})
+    return records
+
+
 def main(device: str = "cpu", as_json: bool = False, repeats: int = 5, quick: bool = False) -> int:
     """Run the benchmark and print a table (or JSON records with ``as_json``); returns 0.
 
     Records: ``name`` (radial_forward, radial_adjoint, radial_forward_adjoint,
     radial_normal, cartesian_normal, radial_toeplitz_setup, radial_fa_over_normal,
     dc_grad_normal, dc_grad_forward, tddip_step_normal, tddip_step_forward,
-    dc_forward_over_normal),
+    dc_forward_over_normal, and unless ``quick`` gip_step_stage1 / 2 / 3),
     ``case`` (e.g. ``"128x128x20 C8"``), ``device``, ``seconds`` (median), ``peak_memory_mb``.
     """
     dev = resolve_device(device)
@@ -197,6 +246,8 @@ def main(device: str = "cpu", as_json: bool = False, repeats: int = 5, quick: bo
     for coils in ((8,) if quick else (8, 32)):
         records += _case(dev, coils, repeats)
     records += _fit_case(dev, repeats)
+    if not quick:
+        records += _gip_case(dev, repeats)
     name = device_name(dev)
     for r in records:
         r["device_name"] = name

@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     s.add_argument("--repeats", type=int, default=5, help="timed repeats per case (median)")
-    s.add_argument("--quick", action="store_true", help="only the 8-coil reference case")
+    s.add_argument("--quick", action="store_true", help="only the 8-coil reference case, without the GIP stage steps")
     s.set_defaults(func=_cmd_bench)
     return p
 
