@@ -63,6 +63,7 @@ __all__ = [
     "noise_covariance",
     "simulate_radial",
     "simulate_cartesian",
+    "cartesian_center_lines",
     "simulate_to_files",
     "main",
 ]
@@ -513,6 +514,18 @@ def _fft2c(x: np.ndarray) -> np.ndarray:
     return fft2c(torch.from_numpy(np.ascontiguousarray(x, dtype=np.complex64))).numpy()
 
 
+def cartesian_center_lines(size: int, acceleration: float) -> int:
+    """Fully sampled central lines of the simulated Cartesian cine: ``min(8, n // 2)``.
+
+    ``n = round(size / acceleration)`` lines are sampled per frame; at most half of them
+    are the fixed centre, so every frame also samples lines outside it (8 centre lines
+    with 8 lines per frame, e.g. 64 x 64 at R = 8, would leave no line beyond the centre
+    in any frame: a low-resolution acquisition, not an accelerated one). At least 1.
+    """
+    n_lines = max(1, int(round(size / acceleration)))
+    return max(1, min(8, n_lines // 2))
+
+
 def simulate_cartesian(
     images,
     maps,
@@ -733,7 +746,8 @@ def simulate_to_files(
     - ``kind="radial"``: ``radial_cine.h5`` (ISMRMRD, one acquisition per golden-angle
       spoke, trajectory in cycles/pixel, noise scans first).
     - ``kind="cartesian"``: ``cartesian_cine.h5`` (ISMRMRD, variable-density lines per
-      frame with ``acceleration``, 8 central lines, readout oversampling 2 in the file).
+      frame with ``acceleration``, :func:`cartesian_center_lines` central lines (8 at the
+      benchmark's 128 x 128, R = 8), readout oversampling 2 in the file).
     - ``kind="fastmri"``: ``fastmri_multislice.h5`` (fastMRI layout ``(S, C, Ky, Kx)``),
       a static multi-slice phantom: end-diastolic frames of ``slices`` slices from apex-ward
       to base-ward (the ventricles grow), coil maps evaluated at each slice's position;
@@ -782,7 +796,7 @@ def simulate_to_files(
             attrs["spokes_per_frame"] = int(spokes_per_frame)
             attrs["angle_deg"] = float(GOLDEN_ANGLE_DEG)
         else:
-            center = 8
+            center = cartesian_center_lines(size, acceleration)
             sim = simulate_cartesian(
                 images, maps, acceleration=acceleration, center_lines=center, snr=snr, seed=seed
             )

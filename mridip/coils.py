@@ -55,6 +55,13 @@ Every method returns ``(maps, valid)``: ``maps`` complex64 ``(C, Y, X)`` with
 - Walsh: the smoothed coil-combined magnitude ``sqrt(lambda_max(R))`` (a block-smoothed
   root-sum-of-squares) exceeds ``threshold`` (0.05) times its maximum over the image.
 
+Every reconstruction is zero outside ``valid`` (no map there). :func:`estimate_maps`
+therefore checks that the valid region holds the object: when more than
+``SUPPORT_WARNING`` (10 %) of the energy of the time-averaged root-sum-of-squares coil
+image lies outside it, it warns (measured: 0.5-1.4 % on the simulated cines at
+R = 3-8 with enough calibration lines, 53 % when every frame sampled only its 8 centre
+lines and ESPIRiT cropped 85 % of the field of view away).
+
 Cost (measured on this project's shared 2-core CPU machine, one torch thread, wall
 seconds, best of 2-3 runs; timings there vary by ~50 % with the load)
 --------------------------------------------------------------------------------------
@@ -79,6 +86,7 @@ so neither is on the critical path of an iterative fit.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -386,6 +394,31 @@ def normalise_maps(maps: torch.Tensor, valid: torch.Tensor | None = None) -> tor
 
 
 # --------------------------------------------------------------------------- from RawData
+#: fraction of the coil-image energy outside ``valid`` above which estimate_maps warns
+SUPPORT_WARNING = 0.10
+
+
+def signal_outside(coil_images: torch.Tensor, valid: torch.Tensor) -> float:
+    """Fraction of the root-sum-of-squares energy of ``coil_images`` (complex ``(C, Y, X)``)
+    at pixels where ``valid`` (bool ``(Y, X)``) is False, in [0, 1]."""
+    e = (coil_images.abs() ** 2).sum(0)
+    total = float(e.sum())
+    return float(e[~valid.to(e.device)].sum()) / total if total > 0 else 0.0
+
+
+def _check_support(coil_images: torch.Tensor, valid: torch.Tensor, method: str) -> None:
+    frac = signal_outside(coil_images, valid)
+    if frac > SUPPORT_WARNING:
+        warnings.warn(
+            f"estimate_maps: {100 * frac:.0f} % of the signal energy of the time-averaged coil "
+            f"images lies outside the {method} maps' valid region ({100 * float(valid.float().mean()):.0f} % "
+            "of the field of view); every reconstruction is zero there. The calibration data "
+            "are probably too few: use coils.method = 'walsh', a lower coils.crop (ESPIRiT), "
+            "or data with more calibration lines",
+            stacklevel=3,
+        )
+
+
 def _centre_rectangle(full: torch.Tensor, cap: tuple[int, int] | None) -> tuple[int, int]:
     """Largest centred fully sampled rectangle ``(h, w)`` of a bool grid ``(Ky, Kx)``.
 
@@ -491,6 +524,12 @@ def estimate_maps(
     valid : torch.Tensor
         bool ``(Y, X)`` (see the module docstring).
 
+    Warns
+    -----
+    UserWarning
+        More than ``SUPPORT_WARNING`` of the time-averaged coil images' energy lies outside
+        ``valid`` (see the module docstring): the maps would cut the object.
+
     Raises
     ------
     ProtocolError
@@ -535,7 +574,9 @@ def estimate_maps(
                     f"{h} x {w}, too small for ESPIRiT with kernel_width {kw}: use "
                     "method='walsh', a smaller kernel_width, or data with more calibration lines"
                 )
-            return espirit(avg, calib_width=(cy, cx), **options)
+            maps, valid = espirit(avg, calib_width=(cy, cx), **options)
+            _check_support(ifft2c(avg), valid, method)
+            return maps, valid
         cap = options.pop("calib_width", None)
         cap = None if cap is None else _pair(cap, fn, "calib_width")
         h, w = _centre_rectangle(union, cap)
@@ -549,12 +590,18 @@ def estimate_maps(
         low = torch.zeros_like(avg)
         win = (slice(None),) + _centre_slices(tuple(avg.shape[-2:]), (h, w))
         low[win] = avg[win]
-        return walsh(ifft2c(low), **options)
+        maps, valid = walsh(ifft2c(low), **options)
+        _check_support(ifft2c(avg), valid, method)
+        return maps, valid
 
     imgs = _gridded_coil_images(raw, dcf, dcf_iterations, dev)
     if method == "espirit":
-        return espirit(fft2c(imgs), **options)
-    return walsh(imgs, **options)
+        maps, valid = espirit(fft2c(imgs), **options)
+    else:
+        maps, valid = walsh(imgs, **options)
+    _check_support(imgs, valid, method)
+    return maps, valid
 
 
-__all__ = ["espirit", "walsh", "normalise_maps", "estimate_maps", "auto_stride", "METHODS"]
+__all__ = ["espirit", "walsh", "normalise_maps", "estimate_maps", "auto_stride", "signal_outside",
+           "SUPPORT_WARNING", "METHODS"]

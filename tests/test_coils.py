@@ -349,3 +349,35 @@ def test_espirit_and_walsh_on_cuda_match_cpu():
         assert m_gpu.device.type == "cuda" and v_gpu.device.type == "cuda"
         core = _erode(v_cpu & v_gpu.cpu(), 1)
         assert (1 - _overlap(m_cpu, m_gpu.cpu())[core]).max() < 1e-4
+
+
+# --------------------------------------------------------------------------- support check
+def _phantom_raw(size: int, acceleration: float, center: int) -> RawData:
+    from data_tools.phantom import cardiac_cine_phantom, coil_sensitivities, simulate_cartesian
+
+    images, _ = cardiac_cine_phantom(size, 12, seed=0)
+    maps = coil_sensitivities(8, (size, size), seed=0, normalize=True)
+    s = simulate_cartesian(images, maps, acceleration=acceleration, center_lines=center, snr=30.0)
+    return RawData(kspace=torch.from_numpy(s["kspace"])[None], kind="cartesian", mask=torch.from_numpy(s["mask"])[None])
+
+
+def test_maps_that_cut_the_object_are_reported(recwarn):
+    """Only the 8 centre lines in every frame (32 x 32 at R = 4): ESPIRiT's valid region keeps
+    ~15 % of the field of view and half of the signal energy lies outside it -> a warning.
+    With half of each frame's lines outside the centre the maps cover the object: no warning."""
+    from mridip.coils import SUPPORT_WARNING, signal_outside
+
+    bad = _phantom_raw(32, 4.0, 8)
+    with pytest.warns(UserWarning, match="outside the espirit maps' valid region"):
+        _, valid = estimate_maps(bad)
+    assert valid.float().mean() < 0.3
+    good = _phantom_raw(32, 4.0, 4)
+    recwarn.clear()
+    _, valid = estimate_maps(good)
+    assert not [w for w in recwarn if "valid region" in str(w.message)]
+    assert valid.float().mean() > 0.4
+    # the measure itself: energy outside an all-False mask is everything, inside all-True nothing
+    imgs = ifft2c(bad.kspace[0, 0])
+    assert signal_outside(imgs, torch.zeros(32, 32, dtype=torch.bool)) == pytest.approx(1.0)
+    assert signal_outside(imgs, torch.ones(32, 32, dtype=torch.bool)) == 0.0
+    assert 0 < SUPPORT_WARNING < 0.5

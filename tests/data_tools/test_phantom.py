@@ -15,6 +15,7 @@ from data_tools.phantom import (
     main,
     noise_covariance,
     simulate_cartesian,
+    cartesian_center_lines,
     simulate_radial,
     simulate_to_files,
 )
@@ -328,7 +329,8 @@ def test_simulate_to_files_writes_raw_and_truth(tmp_path, kind):
         # cycles/pixel float32 in the file -> radians: ~1e-6 rounding
         np.testing.assert_allclose(data.trajectory[0].numpy(), sim["trajectory"], atol=1e-5)
     else:
-        sim = simulate_cartesian(images, maps, acceleration=4.0, snr=25.0, seed=1)
+        sim = simulate_cartesian(images, maps, acceleration=4.0, center_lines=cartesian_center_lines(32, 4.0),
+                                 snr=25.0, seed=1)
         assert (data.mask[0].numpy() == sim["mask"]).all()
     ref = np.abs(sim["kspace"]).max()
     # the Cartesian readout goes through a 2x oversampling FFT and back (float32)
@@ -351,3 +353,18 @@ def test_normalised_coil_maps_have_unit_sum_of_squares():
     # same phases and relative magnitudes: normalisation divides every coil by the same RSS
     ratio = maps / raw
     np.testing.assert_allclose(ratio, ratio[:1].repeat(6, 0), rtol=1e-4)
+
+
+@pytest.mark.parametrize("size, acceleration, center", [(128, 8.0, 8), (64, 4.0, 8), (64, 8.0, 4), (24, 3.0, 4)])
+def test_simulated_cartesian_frames_sample_beyond_the_centre(tmp_path, size, acceleration, center):
+    """Every frame samples lines outside the fixed centre (64 x 64 at R = 8 with 8 centre lines
+    would have none: all 8 lines of each frame in the centre)."""
+    assert cartesian_center_lines(size, acceleration) == center
+    images, _ = cardiac_cine_phantom(size, 3, seed=0)
+    maps = coil_sensitivities(2, (size, size), seed=0, normalize=True)
+    mask = simulate_cartesian(images, maps, acceleration=acceleration, center_lines=center, snr=math.inf)["mask"]
+    lines = mask.any(-1)  # (T, Ky)
+    c0 = size // 2 - center // 2
+    assert lines[:, c0 : c0 + center].all()
+    outside = lines.sum(1) - center
+    assert (outside >= center).all() and (lines.sum(1) == round(size / acceleration)).all()
