@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# mridip's GPU checks as one device call (docs/benchmarks.md, "GPU"). Run from the repository
+# root on the lent machine, with .whl/ from docs/scripts/gpu_wheels.sh carried:
+#   bash docs/scripts/gpu_check.sh     # bench, CUDA tests, TDDIP and GIP on the 128 x 128 Cartesian cine
+# Results go to $OUT (the device tool's folder; ./gpu-out elsewhere). FIT_SECONDS caps the
+# fit of each protocol (default 360 s); a protocol cut by it leaves no table, only its log.
+set -u -o pipefail
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"; } > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+echo "== bench"; date
+timeout 240 python3 -m mridip bench --device cuda 2>&1 | tee "$OUT/bench_cuda.txt"
+
+echo "== CUDA tests"; date
+timeout 240 python3 -m pytest -q -p no:cacheprovider -m cuda tests 2>&1 | tee "$OUT/cuda_tests.txt" | tail -15
+
+echo "== 128 x 128 x 20 Cartesian: GIP and TDDIP on the GPU"; date
+python3 -m mridip simulate -o /tmp/data --kind cartesian > /dev/null
+for proto in tddip-cartesian-cine gip-cartesian-cine; do
+  timeout "${FIT_SECONDS:-360}" python3 -m mridip compare /tmp/data/cartesian_cine.h5 -p $proto -q \
+    --reference /tmp/data/cartesian_cine_truth.h5 -o /tmp/cmp-$proto --device cuda ${FIT_SET:-} \
+    > "$OUT/compare_$proto.txt" 2>&1
+  echo "$proto: exit $?"; date
+  cp /tmp/cmp-$proto/results.md "$OUT/results_$proto.md" 2>/dev/null && cat "$OUT/results_$proto.md"
+  tail -c 2000 "$OUT/compare_$proto.txt"
+done
