@@ -142,3 +142,8 @@ def test_recon_gip_through_the_command_line(cartesian_file, tmp_path, capsys):
     rec = load_reconstruction(out)
     assert rec.method == "gip" and rec.image.shape == (1, 4, 24, 24) and np.isfinite(rec.image).all()
     assert "stage 1" in rec.attrs["stop_reason"] and "stage 3" in rec.attrs["stop_reason"]
+    # the frame graph the network used is kept: (T, k), self first, neighbours distinct
+    graph = np.asarray(rec.attrs["graph"])
+    assert graph.shape == (4, 3) and (graph[:, 0] == np.arange(4)).all()
+    assert all(len(set(row)) == 3 for row in graph.tolist())
+    assert rec.attrs["returned"] == "stage 3 image" and len(rec.attrs["stage_seconds_per_iteration"]) == 3

@@ -285,7 +285,10 @@ def reconstruct(
     }
     if source:
         attrs["input"] = source
-    for key in ("best_iteration", "seconds_per_iteration", "tuned_lam", "parameters", "data_scale"):
+    # GIP also reports its frame graph (T, k), which stage image or ADMM X it returned and
+    # the seconds per step of each stage
+    for key in ("best_iteration", "seconds_per_iteration", "tuned_lam", "parameters", "data_scale", "graph",
+                "returned", "stage_seconds_per_iteration"):
         vals = [i[key] for i in infos if key in i]
         if vals:
             attrs[key] = vals[0] if len(vals) == 1 else vals
