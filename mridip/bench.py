@@ -11,6 +11,7 @@ an upper bound for the cases run so far.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import statistics
@@ -221,10 +222,7 @@ def _gip_case(device: torch.device, repeats: int, size: int = 128, frames: int =
         n = max(1, min(repeats, 3))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        if frozen:
-            with model.generators_frozen():
-                sec = time_call(step, repeats=n, warmup=1, device=device)
-        else:
+        with model.generators_frozen() if frozen else contextlib.nullcontext():
             sec = time_call(step, repeats=n, warmup=1, device=device)
         records.append({"name": name, "case": case, "device": device.type, "seconds": sec,
                         "cpu_seconds": time_call.last_cpu_seconds, "repeats": n,

@@ -11,7 +11,7 @@ def test_time_call_reports_the_median():
     calls = []
     sec = time_call(lambda: calls.append(1), repeats=3, warmup=2)
     assert len(calls) == 5  # warm-up runs are made but not timed
-    assert 0.0 <= sec < 1.0 and time_call.last_cpu_seconds >= 0.0
+    assert sec >= 0.0 and time_call.last_cpu_seconds >= 0.0  # no speed bound: timing is not a test
 
 
 def test_fit_and_gip_cases_time_every_step():
