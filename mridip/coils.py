@@ -137,7 +137,7 @@ def _pair(v: int | tuple[int, int], fn: str, name: str) -> tuple[int, int]:
     return a, b
 
 
-def _centre_slices(full: tuple[int, int], size: tuple[int, int]) -> tuple[slice, slice]:
+def centre_slices(full: tuple[int, int], size: tuple[int, int]) -> tuple[slice, slice]:
     """Slices of the centred ``size`` window of a ``full`` grid (centre at index n // 2, as sigpy's resize)."""
     return tuple(slice(n // 2 - s // 2, n // 2 - s // 2 + s) for n, s in zip(full, size))  # type: ignore[return-value]
 
@@ -218,7 +218,7 @@ def espirit(
             f"of the ({Ky}, {Kx}) grid: use a kernel_width <= {min(cy, cx)} (6 is usual) or "
             "a larger calib_width"
         )
-    calib = k[(slice(None),) + _centre_slices((Ky, Kx), (cy, cx))]  # (C, cy, cx)
+    calib = k[(slice(None),) + centre_slices((Ky, Kx), (cy, cx))]  # (C, cy, cx)
 
     # Block-Hankel calibration matrix: one row per w x w patch, columns ordered (coil, ky, kx).
     patches = calib.unfold(1, w, 1).unfold(2, w, 1)  # (C, ny, nx, w, w)
@@ -237,7 +237,7 @@ def espirit(
             # delta = a - b -> index a - b + w - 1; b runs backwards over a .. a + w - 1
             G[:, :, a1 : a1 + w, a2 : a2 + w] += Q[:, a1, a2].flip(-1, -2)
     Gpad = torch.zeros(C, C, Ky, Kx, dtype=k.dtype, device=dev)
-    Gpad[(slice(None), slice(None)) + _centre_slices((Ky, Kx), (2 * w - 1, 2 * w - 1))] = G
+    Gpad[(slice(None), slice(None)) + centre_slices((Ky, Kx), (2 * w - 1, 2 * w - 1))] = G
     # W(r) = (N / w^2) (1/N) sum_delta G[delta] e^{i 2 pi delta r / N} = sqrt(N)/w^2 ifft2c(Gpad)
     N = Ky * Kx
     W = ifft2c(Gpad) * (math.sqrt(N) / (w * w))  # (C, C, Y, X)
@@ -419,10 +419,10 @@ def _check_support(coil_images: torch.Tensor, valid: torch.Tensor, method: str) 
         )
 
 
-def _centre_rectangle(full: torch.Tensor, cap: tuple[int, int] | None) -> tuple[int, int]:
+def centre_rectangle(full: torch.Tensor, cap: tuple[int, int] | None) -> tuple[int, int]:
     """Largest centred fully sampled rectangle ``(h, w)`` of a bool grid ``(Ky, Kx)``.
 
-    Windows follow :func:`_centre_slices` (so every centred sub-window of the result is
+    Windows follow :func:`centre_slices` (so every centred sub-window of the result is
     fully sampled too). Maximises ``min(h, cap_y) * min(w, cap_x)`` (area where ``cap`` is
     None), preferring the larger area on ties.
     """
@@ -431,7 +431,7 @@ def _centre_rectangle(full: torch.Tensor, cap: tuple[int, int] | None) -> tuple[
     cap_y, cap_x = cap if cap is not None else (Ky, Kx)
     best, best_key = (0, 0), (0, 0)
     for h in range(1, Ky + 1):
-        rows = full_np[_centre_slices((Ky, Kx), (h, 1))[0]]
+        rows = full_np[centre_slices((Ky, Kx), (h, 1))[0]]
         cols = rows.all(0)  # (Kx,)
         if not cols[Kx // 2]:
             break  # rows added further out only remove columns
@@ -566,7 +566,7 @@ def estimate_maps(
         if method == "espirit":
             cap = _pair(options.pop("calib_width", 24), fn, "calib_width")
             kw = int(options.get("kernel_width", 6))
-            h, w = _centre_rectangle(union, cap)
+            h, w = centre_rectangle(union, cap)
             cy, cx = min(h, cap[0]), min(w, cap[1])
             if min(cy, cx) < kw + 2:
                 raise ProtocolError(
@@ -579,7 +579,7 @@ def estimate_maps(
             return maps, valid
         cap = options.pop("calib_width", None)
         cap = None if cap is None else _pair(cap, fn, "calib_width")
-        h, w = _centre_rectangle(union, cap)
+        h, w = centre_rectangle(union, cap)
         if cap is not None:
             h, w = min(h, cap[0]), min(w, cap[1])
         if min(h, w) < 4:
@@ -588,7 +588,7 @@ def estimate_maps(
                 "lines: too small for coil maps; acquire calibration lines"
             )
         low = torch.zeros_like(avg)
-        win = (slice(None),) + _centre_slices(tuple(avg.shape[-2:]), (h, w))
+        win = (slice(None),) + centre_slices(tuple(avg.shape[-2:]), (h, w))
         low[win] = avg[win]
         maps, valid = walsh(ifft2c(low), **options)
         _check_support(ifft2c(avg), valid, method)

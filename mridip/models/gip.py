@@ -433,6 +433,26 @@ class GraphImagePrior(nn.Module):
         """Fix :attr:`graph`; later :meth:`update_graph` calls leave it unchanged."""
         self.graph_frozen = torch.tensor(True, device=self.graph.device)
 
+    @torch.no_grad()
+    def set_graph(self, graph: torch.Tensor) -> None:
+        """Use a graph built elsewhere (e.g. from navigator frames) and freeze it.
+
+        ``graph`` int64 ``(T, k)``: row ``t`` lists frame ``t`` first, then ``k - 1``
+        distinct other frames (as :func:`knn_graph` returns). Raises ShapeError otherwise.
+        """
+        g = torch.as_tensor(graph)
+        t = self.num_frames
+        if tuple(g.shape) != (t, self.k) or g.dtype not in (torch.int64, torch.int32):
+            raise ShapeError(f"set_graph: graph must be an integer tensor (T, k) = {(t, self.k)}, "
+                             f"got {tuple(g.shape)} {g.dtype}")
+        g = g.long().cpu()
+        rows_ok = all(r[0] == i and len(set(r)) == self.k and min(r) >= 0 and max(r) < t
+                      for i, r in enumerate(g.tolist()))
+        if not rows_ok:
+            raise ShapeError("set_graph: every row t must start with t and list k distinct frames in [0, T)")
+        self.graph = g.to(self.graph.device)
+        self.freeze_graph()
+
     # ------------------------------------------------------------------ forward
     def _closure(self, nodes: torch.Tensor) -> torch.Tensor:
         return torch.unique(self.graph[nodes].reshape(-1))  # sorted, contains `nodes`

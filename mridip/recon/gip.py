@@ -43,6 +43,8 @@ from mridip.operators.base import inner, max_eigenvalue
 
 #: Adam betas of the reference code (every stage and ADMM), used unless [fit] sets betas
 GIP_BETAS = (0.5, 0.98)
+#: values of ``stages.graph`` (see :func:`gip_stage_options`)
+GRAPH_SOURCES = ("features", "navigator", "temporal")
 
 
 def gip_stage_options(
@@ -60,6 +62,7 @@ def gip_stage_options(
     admm_cg_iterations: int = 10,
     admm_net_iterations: int = 100,
     admm_lr: float = 1e-5,
+    graph: str = "features",
 ) -> dict[str, Any]:
     """Validate the options of the GIP schedule (a protocol's ``[stages]`` table).
 
@@ -86,6 +89,12 @@ def gip_stage_options(
         Adam steps of each network update (reference: 500).
     admm_lr : float
         Learning rate of the network updates (reference: 1e-5).
+    graph : str
+        Where the frame graph comes from. ``"features"`` (the reference): kNN of the
+        stage-1 features, recomputed during stage 3 as above. ``"navigator"``: kNN of
+        low-resolution frames from the k-space centre every frame samples
+        (:mod:`mridip.recon.navigator`), built from the training samples before stage 1
+        and then fixed. ``"temporal"``: the circular temporal neighbourhood, fixed.
 
     Returns
     -------
@@ -107,6 +116,8 @@ def gip_stage_options(
         v = opts[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ProtocolError(f"stages.{key} must be an int >= 1; got {v!r}")
+    if graph not in GRAPH_SOURCES:
+        raise ProtocolError(f"stages.graph must be one of {', '.join(map(repr, GRAPH_SOURCES))}; got {graph!r}")
     for key in ("lr1", "lr2", "lr3", "admm_rho", "admm_lr"):
         v = opts[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
@@ -192,8 +203,9 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         ``val_loss``, ``seconds``, ``stage`` (1, 2, 3; 4 = one row per ADMM iteration with
         the held-out residual of its ``X``)), ``data_scale``, ``parameters``, ``returned``.
     """
-    from mridip.models.gip import GraphImagePrior
+    from mridip.models.gip import GraphImagePrior, knn_graph
     from mridip.recon.baselines import cg_sense
+    from mridip.recon.navigator import navigator_descriptors, navigator_images, navigator_mask
     from mridip.recon.fit import KSpaceLoss, clone_config, data_scale, fit, split_holdout
 
     opts = gip_stage_options(**(getattr(proto, "stages", None) or {}))
@@ -275,10 +287,16 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         step_seconds += float(res["seconds_per_iteration"]) * int(res["iterations"])
 
     t_start = time.perf_counter()
+    if opts["graph"] == "navigator":
+        # from the training samples only: the held-out ones stay unseen by every choice
+        nav = navigator_images(A_train, ys, region=navigator_mask(A))
+        model.set_graph(knn_graph(navigator_descriptors(nav), model.k))
+    elif opts["graph"] == "temporal":
+        model.freeze_graph()
     # ---- stage 1: per-frame CNNs with their own heads, no graph
     if opts["stage1_iterations"]:
         run_stage(1, model.generator_parameters(), opts["lr1"], opts["stage1_iterations"], data_loss, "heads")
-    model.update_graph()  # from the fitted features (all frames; one forward)
+    model.update_graph()  # from the fitted features (all frames; one forward); no-op when fixed
     # ---- stage 2: graph network on frozen features
     if opts["stage2_iterations"]:
         run_stage(2, model.graph_parameters(), opts["lr2"], opts["stage2_iterations"], data_loss, "graph",

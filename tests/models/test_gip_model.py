@@ -91,6 +91,21 @@ def test_update_and_freeze_graph_are_kept_in_the_state_dict():
     assert torch.equal(fresh.graph, expected) and bool(fresh.graph_frozen)
 
 
+def test_set_graph_fixes_a_given_graph_and_refuses_malformed_ones():
+    torch.manual_seed(0)
+    model = GraphImagePrior(6, (16, 16), channels=4, k=3)
+    given = torch.tensor([[0, 2, 4], [1, 3, 5], [2, 4, 0], [3, 5, 1], [4, 0, 2], [5, 1, 3]])
+    model.set_graph(given)
+    assert torch.equal(model.graph, given) and bool(model.graph_frozen)
+    assert model.update_graph() is False and torch.equal(model.graph, given)
+    for bad, why in ((given[:, :2], "shape"), (given.float(), "dtype"), (given.roll(1, 0), "self not first"),
+                     (torch.tensor([[0, 1, 1]] + given[1:].tolist()), "repeated neighbour"),
+                     (torch.tensor([[0, 1, 6]] + given[1:].tolist()), "frame out of range")):
+        with pytest.raises(ShapeError, match="set_graph"):
+            model.set_graph(bad)
+        assert torch.equal(model.graph, given), why  # a refused graph changes nothing
+
+
 # ------------------------------------------------------------- per-frame CNNs
 def _frame_cnn(model: GraphImagePrior, t: int) -> nn.Sequential:
     """Frame t's CNN as a plain stack of standard layers holding copies of its weights."""

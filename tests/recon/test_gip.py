@@ -12,7 +12,9 @@ from mridip.operators import CartesianSense
 from mridip.operators.radial import RadialSense
 from mridip.protocols import Protocol
 from mridip.recon.baselines import gridding
+from mridip.models.gip import knn_graph, temporal_graph
 from mridip.recon.gip import admm_x_step, gip_stage_options, run_gip
+from mridip.recon.navigator import navigator_descriptors, navigator_images
 from mridip.recon.pipeline import SliceProblem
 from mridip.trajectories import radial_trajectory, variable_density_lines
 
@@ -41,8 +43,10 @@ def _cine(n=N):
     return x, maps
 
 
-def _problem(kind="cartesian", noise=0.01):
+def _problem(kind="cartesian", noise=0.01, order=None):
     x, maps = _cine()
+    if order is not None:  # frames acquired out of cardiac order
+        x = x[torch.as_tensor(order)]
     if kind == "cartesian":
         A = CartesianSense(maps, variable_density_lines(T, N, N, 4.0, center_lines=4, seed=0))
     else:
@@ -71,6 +75,27 @@ def test_stage_options_defaults_and_validation():
             gip_stage_options(**bad)
     with pytest.raises(TypeError):  # unknown keys are the protocol loader's job; here a plain error
         gip_stage_options(stage4_iterations=1)
+    assert gip_stage_options()["graph"] == "features"  # the reference's rule unless a protocol says
+    with pytest.raises(ProtocolError, match="stages.graph must be one of 'features', 'navigator'"):
+        gip_stage_options(graph="knn")
+
+
+@pytest.mark.parametrize("source", ["navigator", "temporal"])
+def test_fixed_graph_sources_survive_every_stage(source):
+    # frames out of cardiac order: the navigator graph then differs from the temporal one
+    problem, _ = _problem(order=[0, 3, 1, 4, 2, 5])
+    stages = dict(stage1_iterations=20, stage2_iterations=10, stage3_iterations=20, graph=source, **FAST)
+    _, info = run_gip(problem, _proto(stages, fit=dict(stop="fixed", progress=False)), seed=0, progress=False)
+    if source == "temporal":
+        expected = temporal_graph(T, 3)
+    else:  # no hold-out (stop = "fixed"): built from all samples; the data scale cancels in the cosine
+        expected = knn_graph(navigator_descriptors(navigator_images(problem.A, problem.y)), 3)
+        # cardiac neighbours of frame 0 (phase 0) are the frames of phases 1 and 5: 2 and 5
+        assert set(expected[0].tolist()) == {0, 2, 5}
+    # stage 3 would recompute a features graph every 5 steps (FAST): a fixed one stays as built
+    # (as sets per row: this phantom's t - 1 and t + 1 are near-ties, their order is round-off)
+    assert np.array_equal(info["graph"][:, 0], np.arange(T))
+    assert [set(r) for r in info["graph"].tolist()] == [set(r) for r in expected.tolist()]
 
 
 # ----------------------------------------------------------------------- stages
