@@ -5,13 +5,17 @@ arXiv:2403.15770 (2024). With ``G_theta = C_phi o g_psi`` (per-frame CNNs ``g_ps
 network ``C_phi``, :class:`~mridip.models.gip.GraphImagePrior`) and the relative data term
 ``D(x) = ||A_train x - y_train||^2 / ||y_train||^2``:
 
+0. the frame graph: with ``stages.graph = "navigator"`` built here from self-navigator
+   frames (:mod:`mridip.recon.navigator`, training samples only) and fixed; with
+   ``"temporal"`` the temporal neighbourhood, fixed; with ``"features"`` (the reference's
+   rule) as in steps 1 and 3;
 1. stage 1: ``min_psi D(h(g_psi(z)))`` with per-frame ``1 x 1`` heads ``h`` (no graph);
-   then the kNN graph is computed from the fitted features;
+   then (``"features"``) the kNN graph is computed from the fitted features;
 2. stage 2: ``min_phi D(C_phi(g_psi(z)))``, per-frame CNNs frozen (their features are
    computed once);
-3. stage 3: ``min_{psi, phi} D(C_phi(g_psi(z)))``, the graph recomputed every
-   ``graph_update_every`` steps during the first ``graph_update_iterations`` steps, then
-   frozen;
+3. stage 3: ``min_{psi, phi} D(C_phi(g_psi(z)))``; with ``"features"`` the graph is
+   recomputed every ``graph_update_every`` steps during the first
+   ``graph_update_iterations`` steps, then frozen;
 4. optional ADMM on ``min_{X, theta} 0.5 ||A X - y||^2  s.t.  X = G_theta(z)``
    (scaled by ``rho``, multiplier ``Gamma``)::
 
