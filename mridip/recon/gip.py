@@ -209,8 +209,8 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
     """
     from mridip.models.gip import GraphImagePrior, knn_graph
     from mridip.recon.baselines import cg_sense
-    from mridip.recon.navigator import navigator_descriptors, navigator_images, navigator_mask
     from mridip.recon.fit import KSpaceLoss, clone_config, data_scale, fit, split_holdout
+    from mridip.recon.navigator import navigator_descriptors, navigator_images, navigator_mask
 
     opts = gip_stage_options(**(getattr(proto, "stages", None) or {}))
     A, y = problem.A, problem.y
