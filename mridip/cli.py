@@ -82,7 +82,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mridip.demo import run_demo
 
-    run_demo(args.output, full=args.full, device=args.device, seed=args.seed, progress=not args.quiet)
+    run_demo(args.output, full=args.full, device=args.device, seed=args.seed, progress=not args.quiet,
+             overrides=args.set)
     return 0
 
 
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="mridip-demo", help="output folder (default ./mridip-demo)")
     s.add_argument("--full", action="store_true", help="the 128x128x20, 8-coil case (meant for a GPU)")
     s.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    s.add_argument(
+        "--set", action="append", default=[], metavar="[PROTOCOL:]TABLE.KEY=VALUE",
+        help="override a protocol option after the demo's own, as in compare (repeatable)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_demo)

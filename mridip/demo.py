@@ -40,12 +40,23 @@ FULL = {
 
 
 def run_demo(output: str = "mridip-demo", *, full: bool = False, device: str = "cpu", seed: int = 0,
-             progress: bool = True) -> list[dict]:
-    """Simulate, reconstruct, compare and report into ``output``; returns the table rows."""
+             progress: bool = True, overrides: list[str] | None = None) -> list[dict]:
+    """Simulate, reconstruct, compare and report into ``output``; returns the table rows.
+
+    ``overrides`` (``[PROTOCOL:]TABLE.KEY=VALUE``, as ``mridip compare --set``) are applied
+    after the configuration's own, so they win: e.g. ``tddip-radial-cine:fit.iterations=20000``.
+    """
     from data_tools.phantom import simulate_to_files
-    from mridip.compare import compare
+    from mridip.compare import compare, split_overrides
+    from mridip.protocols import load_protocol
 
     cfg = FULL if full else SMALL
+    protocols = list(cfg["protocols"])
+    overrides = [*cfg["overrides"], *(overrides or [])]
+    # a wrong --set fails here, before minutes of simulation and reconstruction
+    per = split_overrides(overrides, protocols)
+    for p in protocols:
+        load_protocol(p, per[p])
     out = Path(output)
     data = out / "data"
     print(f"simulating a {cfg['size']}x{cfg['size']}, {cfg['frames']}-frame, {cfg['coils']}-coil radial cine "
@@ -54,7 +65,6 @@ def run_demo(output: str = "mridip-demo", *, full: bool = False, device: str = "
         data, kind="radial", size=cfg["size"], frames=cfg["frames"], coils=cfg["coils"],
         spokes_per_frame=cfg["spokes_per_frame"], snr=30.0, seed=seed,
     )
-    protocols = list(cfg["protocols"])
     print(f"reconstructing with {', '.join(protocols)} on {device}", flush=True)
     return compare(raw_path, protocols, out, reference=truth_path, device=device,
-                   overrides=list(cfg["overrides"]), seed=seed, progress=progress)
+                   overrides=overrides, seed=seed, progress=progress)

@@ -147,3 +147,16 @@ def test_recon_gip_through_the_command_line(cartesian_file, tmp_path, capsys):
     assert graph.shape == (4, 3) and (graph[:, 0] == np.arange(4)).all()
     assert all(len(set(row)) == 3 for row in graph.tolist())
     assert rec.attrs["returned"] == "stage 3 image" and len(rec.attrs["stage_seconds_per_iteration"]) == 3
+
+
+@pytest.mark.parametrize("override, says", [
+    ("tddip:fit.iterations=3", "names protocol 'tddip', which is not compared"),
+    ("tddip-radial-cine:fit.iterationz=3", "unknown key 'fit.iterationz'"),
+    ("temporal-tv:baseline.lam=abc", "'baseline.lam' must be of type float"),
+])
+def test_demo_rejects_a_wrong_override_before_simulating(override, says, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "-q", "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err, err
+    assert not out.exists()  # nothing simulated, nothing written

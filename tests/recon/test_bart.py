@@ -16,6 +16,8 @@ from mridip.metrics import psnr
 from mridip.recon import bart as bart_mod
 from mridip.recon.bart import bart_available, bart_pics, read_cfl, write_cfl
 
+from measure import noisy
+
 needs_bart = pytest.mark.skipif(not bart_available(), reason="BART (`bart`) is not on PATH: apt-get install -y bart")
 
 T, N, C = 4, 32, 4
@@ -113,8 +115,7 @@ def test_temporal_tv_agrees_with_bart_pics():
         mask[t, t % 4 :: 4, :] = True
         mask[t, N // 2 - 2 : N // 2 + 2, :] = True
     A = CartesianSense(maps, mask)
-    g = torch.Generator().manual_seed(0)
-    y = A(x) + 0.01 * torch.randn(A.oshape, generator=g, dtype=torch.complex64) * mask.unsqueeze(1)
+    y = noisy(A, x, 0.01)
     lam = 0.02
     ours, _ = temporal_tv(A, y, lam=lam)
     theirs = bart_pics(y, maps, mask=mask, regularization=f"T:1024:0:{lam}", iterations=200,

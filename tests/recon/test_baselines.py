@@ -17,6 +17,8 @@ from mridip.metrics import psnr
 from mridip.recon import baselines as B
 from mridip.trajectories import radial_trajectory, variable_density_lines
 
+from measure import noisy
+
 T, N, C = 6, 32, 4
 NOISE = 0.01  # complex noise std per k-space sample; the signal's k-space peak is ~3
 
@@ -42,14 +44,6 @@ def make_cine(frames: int = T, n: int = N, coils: int = C):
     return x, maps
 
 
-def _noisy(A, x, sigma, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    y = A(x)
-    noise = sigma * torch.randn(y.shape, generator=g, dtype=torch.complex64)
-    mask = A.sample_mask.unsqueeze(1).to(y.dtype)  # noise only where samples are measured
-    return y + noise * mask
-
-
 @pytest.fixture(scope="module")
 def cine():
     return make_cine()
@@ -62,7 +56,7 @@ def cartesian(cine):
     x, maps = cine
     mask = variable_density_lines(T, N, N, 4, center_lines=4, seed=0)
     A = CartesianSense(maps, mask)
-    return A, _noisy(A, x, NOISE), x
+    return A, noisy(A, x, NOISE), x
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +65,7 @@ def radial(cine):
 
     x, maps = cine
     A = RadialSense(maps, radial_trajectory(T, 13, 2 * N))
-    return A, _noisy(A, x, NOISE), x
+    return A, noisy(A, x, NOISE), x
 
 
 # Relative weights chosen once on this phantom (not tuned per test); iteration counts
@@ -169,7 +163,7 @@ def test_tune_lambda_picks_an_interior_value(cine):
     x, maps = cine
     mask = variable_density_lines(T, N, N, 2, center_lines=6, seed=1)
     A = CartesianSense(maps, mask)
-    y = _noisy(A, x, 0.08, seed=3)
+    y = noisy(A, x, 0.08, seed=3)
     lams = [1e-4, 3e-3, 3e-2, 0.3, 3.0]
     solve = lambda A_, y_, lam: B.temporal_tv(A_, y_, lam=lam, iterations=80)[0]  # noqa: E731
     best, table = B.tune_lambda(solve, A, y, lams, holdout=0.15, seed=0)
@@ -248,8 +242,7 @@ def test_admm_temporal_tv_matches_dual_solution(cine):
 
     x, maps = cine
     A = CartesianSense(maps, torch.ones(T, N, N, dtype=torch.bool))
-    g = torch.Generator().manual_seed(7)
-    y = A(x) + 0.05 * torch.randn(A.oshape, generator=g, dtype=torch.complex64)
+    y = noisy(A, x, 0.05, seed=7)  # fully sampled: noise on every sample
     lam = 0.05
     recon, info = B.temporal_tv(A, y, lam=lam, tol=1e-5, iterations=400)
     ref = _tv_denoise_1d_dual(A.adjoint(y), info["lam_effective"])

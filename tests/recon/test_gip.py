@@ -18,6 +18,8 @@ from mridip.recon.navigator import navigator_descriptors, navigator_images
 from mridip.recon.pipeline import SliceProblem
 from mridip.trajectories import radial_trajectory, variable_density_lines
 
+from measure import noisy
+
 T, N, C = 6, 24, 3
 SMALL_MODEL = dict(channels=8, k=3)
 # tiny networks learn fast: larger rates than the reference's (tuned for 128 x 128, CH 24)
@@ -51,9 +53,7 @@ def _problem(kind="cartesian", noise=0.01, order=None):
         A = CartesianSense(maps, variable_density_lines(T, N, N, 4.0, center_lines=4, seed=0))
     else:
         A = RadialSense(maps, radial_trajectory(T, 6, 2 * N))
-    y = A(x)
-    g = torch.Generator().manual_seed(1)
-    y = y + noise * torch.randn(y.shape, dtype=torch.complex64, generator=g) * A.sample_mask.unsqueeze(1)
+    y = noisy(A, x, noise, seed=1)
     return SliceProblem(A=A, y=y, coil_maps=maps, valid=torch.ones(N, N, dtype=torch.bool), raw=None), x
 
 

@@ -20,6 +20,8 @@ from mridip.recon.navigator import (
 )
 from mridip.trajectories import radial_trajectory, readout_positions, variable_density_lines
 
+from measure import noisy
+
 T, N = 6, 24
 
 
@@ -120,9 +122,7 @@ def test_navigator_graph_joins_frames_of_the_same_phase(kind):
         A = CartesianSense(maps, variable_density_lines(T, N, N, 4.0, center_lines=4, seed=0))
     else:
         A = RadialSense(maps, radial_trajectory(T, 13, 2 * N))
-    y = A(x)
-    g = torch.Generator().manual_seed(0)
-    y = y + 0.005 * torch.randn(y.shape, dtype=torch.complex64, generator=g) * A.sample_mask.unsqueeze(1)
+    y = noisy(A, x, 0.005)
     k = 3  # self + the 2 other frames of the same phase
     graph = knn_graph(navigator_descriptors(navigator_images(A, y)), k)
     parity = graph % 2
