@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# mridip's GPU checks as one device call (docs/benchmarks.md, "GPU"). Run from the repository
-# root on the lent machine, with .whl/ from docs/scripts/gpu_wheels.sh carried:
-#   bash docs/scripts/gpu_check.sh     # bench, CUDA tests, TDDIP and GIP on the 128 x 128 Cartesian cine
+# mridip's GPU checks for the lent machine (docs/benchmarks.md, "GPU"). Run from the repository
+# root there, with .whl/ from docs/scripts/gpu_wheels.sh carried:
+#   bash docs/scripts/gpu_check.sh [PART ...]
+# PART: checks (bench + CUDA tests), tddip, gip (TDDIP / GIP on the 128 x 128 Cartesian cine);
+# default all three in that order. The device tool allows 600 s per command, so a short budget
+# runs the parts as separate calls while the machine is warm (e.g. `checks tddip`, then `gip`).
 # Results go to $OUT (the device tool's folder; ./gpu-out elsewhere). FIT_SECONDS caps the
 # fit of each protocol (default 360 s); a protocol cut by it leaves no table, only its log.
 set -u -o pipefail
+[ $# -gt 0 ] || set -- checks tddip gip
+for part in "$@"; do
+  case $part in checks|tddip|gip) ;; *) echo "gpu_check.sh: unknown part '$part'; parts: checks, tddip, gip" >&2; exit 2 ;; esac
+done
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 if [ -d .whl ]; then
@@ -17,19 +24,29 @@ export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-echo "== bench"; date
-timeout 240 python3 -m mridip bench --device cuda 2>&1 | tee "$OUT/bench_cuda.txt"
+checks() {
+  echo "== bench"; date
+  timeout 240 python3 -m mridip bench --device cuda 2>&1 | tee "$OUT/bench_cuda.txt"
+  echo "== CUDA tests"; date
+  timeout 240 python3 -m pytest -q -p no:cacheprovider -m cuda tests 2>&1 | tee "$OUT/cuda_tests.txt" | tail -15
+}
 
-echo "== CUDA tests"; date
-timeout 240 python3 -m pytest -q -p no:cacheprovider -m cuda tests 2>&1 | tee "$OUT/cuda_tests.txt" | tail -15
-
-echo "== 128 x 128 x 20 Cartesian: GIP and TDDIP on the GPU"; date
-python3 -m mridip simulate -o /tmp/data --kind cartesian > /dev/null
-for proto in tddip-cartesian-cine gip-cartesian-cine; do
-  timeout "${FIT_SECONDS:-360}" python3 -m mridip compare /tmp/data/cartesian_cine.h5 -p $proto -q \
-    --reference /tmp/data/cartesian_cine_truth.h5 -o /tmp/cmp-$proto --device cuda ${FIT_SET:-} \
+fit() {  # one protocol on the 128 x 128 x 20 Cartesian cine (simulated once per machine)
+  local proto=$1
+  echo "== $proto, 128 x 128 x 20 Cartesian"; date
+  [ -f /tmp/data/cartesian_cine.h5 ] || python3 -m mridip simulate -o /tmp/data --kind cartesian > /dev/null
+  timeout "${FIT_SECONDS:-360}" python3 -m mridip compare /tmp/data/cartesian_cine.h5 -p "$proto" -q \
+    --reference /tmp/data/cartesian_cine_truth.h5 -o "/tmp/cmp-$proto" --device cuda ${FIT_SET:-} \
     > "$OUT/compare_$proto.txt" 2>&1
   echo "$proto: exit $?"; date
-  cp /tmp/cmp-$proto/results.md "$OUT/results_$proto.md" 2>/dev/null && cat "$OUT/results_$proto.md"
+  cp "/tmp/cmp-$proto/results.md" "$OUT/results_$proto.md" 2>/dev/null && cat "$OUT/results_$proto.md"
   tail -c 2000 "$OUT/compare_$proto.txt"
+}
+
+for part in "$@"; do
+  case $part in
+    checks) checks ;;
+    tddip) fit tddip-cartesian-cine ;;
+    gip) fit gip-cartesian-cine ;;
+  esac
 done
