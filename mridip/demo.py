@@ -48,12 +48,14 @@ def run_demo(output: str = "mridip-demo", *, full: bool = False, device: str = "
     """
     from data_tools.phantom import simulate_to_files
     from mridip.compare import compare, split_overrides
+    from mridip.device import resolve_device
     from mridip.protocols import load_protocol
 
     cfg = FULL if full else SMALL
     protocols = list(cfg["protocols"])
     overrides = [*cfg["overrides"], *(overrides or [])]
-    # a wrong --set fails here, before minutes of simulation and reconstruction
+    # a wrong --set or device fails here, before minutes of simulation and reconstruction
+    resolve_device(device)
     per = split_overrides(overrides, protocols)
     for p in protocols:
         load_protocol(p, per[p])

@@ -160,3 +160,12 @@ def test_demo_rejects_a_wrong_override_before_simulating(override, says, tmp_pat
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err, err
     assert not out.exists()  # nothing simulated, nothing written
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_demo_without_cuda_refuses_before_simulating(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--full", "--device", "cuda", "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA device" in err and "--device cpu" in err and "Traceback" not in err, err
+    assert not out.exists()
