@@ -34,7 +34,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_recon(args: argparse.Namespace) -> int:
     from mridip.io import save_reconstruction
-    from mridip.recon.pipeline import checkpoint_stem, reconstruct
+    from mridip.recon.pipeline import checkpoint_stem, reconstruct, remove_checkpoints
 
     out = Path(args.output)
     if out.suffix != ".h5":
@@ -52,8 +52,7 @@ def _cmd_recon(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     save_reconstruction(out, recon)
-    for f in out.parent.glob(out.name + ".ckpt.s*.pt"):
-        f.unlink()  # the fit finished: its checkpoints are no longer needed
+    remove_checkpoints(out)  # the fit finished: its checkpoints are no longer needed
     if not args.no_preview:
         from mridip.viz import save_cine_gif, save_frame_grid
 
@@ -74,7 +73,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     compare(
         args.input, args.protocol, args.output, reference=args.reference, region=args.region,
-        device=args.device, overrides=args.set, seed=args.seed, progress=not args.quiet,
+        device=args.device, overrides=args.set, seed=args.seed, progress=not args.quiet, resume=args.resume,
     )
     return 0
 
@@ -142,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override for all protocols, or for one with a PROTOCOL: prefix (repeatable)",
     )
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--resume", action="store_true",
+        help="keep the reconstructions already in OUTPUT made from the same input, protocol, seed and coil "
+        "maps, and continue interrupted fits from their checkpoints",
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_compare)
 

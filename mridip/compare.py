@@ -10,6 +10,11 @@ Outputs in the folder: ``results.md``, ``results.csv``, one ``<protocol>.h5`` pe
 ``frames.png`` (frame grid, one row per method), ``xt_profile.png`` (x-t profile through
 the heart or the image centre), ``errors.png`` (error maps), ``<protocol>.gif``.
 
+Long comparisons survive interruption: generator fits write checkpoints beside their
+``<protocol>.h5`` (``<protocol>.h5.ckpt.*``, removed once the file is written), and with
+``resume`` a rerun keeps every ``<protocol>.h5`` already made from the same input
+(SHA-256), protocol text, seed and coil maps, and continues the interrupted fits.
+
 With a reference, generator methods also get ``oracle_psnr`` / ``oracle_iteration``: the
 best PSNR among their validated iterates, a diagnosis of how far the ground-truth-free
 stop lands from the best iterate on the path. It never changes what is returned.
@@ -23,12 +28,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from mridip.errors import InputFileError, ProtocolError, ShapeError
+from mridip.errors import InputFileError, MridipError, ProtocolError, ShapeError
+
+if TYPE_CHECKING:
+    from mridip.data import Reconstruction
+    from mridip.protocols import Protocol
 
 
 @dataclass
@@ -145,6 +154,7 @@ def compare(
     seed: int = 0,
     progress: bool = True,
     echo: bool = True,
+    resume: bool = False,
 ) -> list[dict[str, Any]]:
     """Run protocols on one input and write the comparison (see the module docstring).
 
@@ -164,6 +174,12 @@ def compare(
     device, overrides, seed, progress
         As for :func:`mridip.recon.pipeline.reconstruct`; overrides as in
         :func:`split_overrides`.
+    echo : bool
+        Print the table.
+    resume : bool
+        Keep ``<protocol>.h5`` files already in ``output_dir`` whose input digest, protocol
+        text, seed and coil-map digest match this run (:func:`reusable`), and continue
+        interrupted generator fits from their checkpoints; everything else is run afresh.
 
     Returns
     -------
@@ -174,9 +190,9 @@ def compare(
     from mridip import metrics, viz
     from mridip.coils import estimate_maps
     from mridip.device import resolve_device
-    from mridip.io import load_raw, save_reconstruction
+    from mridip.io import file_sha256, load_raw, save_reconstruction
     from mridip.protocols import load_protocol
-    from mridip.recon.pipeline import preprocess, reconstruct
+    from mridip.recon.pipeline import checkpoint_stem, preprocess, reconstruct, remove_checkpoints
 
     if not protocols:
         raise ProtocolError("compare needs at least one protocol (-p NAME)")
@@ -200,6 +216,7 @@ def compare(
         maps.append(m)
     maps_t = torch.stack(maps)
     maps_seconds = time.perf_counter() - t0
+    provenance = {"input": str(input), "input_sha256": file_sha256(input), "coil_maps_sha256": tensor_sha256(maps_t)}
 
     ref = load_reference(reference) if reference is not None else None
     if ref is None and raw.reference is not None:
@@ -218,9 +235,18 @@ def compare(
 
     rows, images = [], {}
     for pr in protos:
-        rec = reconstruct(raw, pr, device=dev, seed=seed, coil_maps=maps_t, progress=progress, monitor=monitor)
-        rec.attrs["coil_maps_seconds"] = maps_seconds
-        save_reconstruction(out / f"{pr.name}.h5", rec)
+        target = out / f"{pr.name}.h5"
+        rec = reusable(target, pr, seed, provenance) if resume else None
+        if rec is not None:
+            if echo:
+                print(f"{target}: kept (same input, protocol, seed and coil maps)")
+        else:
+            rec = reconstruct(raw, pr, device=dev, seed=seed, coil_maps=maps_t, progress=progress, monitor=monitor,
+                              checkpoint=checkpoint_stem(target), resume=resume)
+            rec.attrs["coil_maps_seconds"] = maps_seconds
+            rec.attrs.update(provenance)
+            save_reconstruction(target, rec)
+            remove_checkpoints(target)
         img = rec.image
         a = rec.attrs
         row: dict[str, Any] = {
@@ -261,6 +287,37 @@ def compare(
         print(format_table(rows, region if reg is not None else None))
         print(f"\nwritten to {out}/ (results.md, results.csv, frames.png, xt_profile.png, *.gif, *.h5)")
     return rows
+
+
+def tensor_sha256(t: torch.Tensor) -> str:
+    """SHA-256 hex digest of a tensor's values (complex64 on the CPU, C order)."""
+    import hashlib
+
+    a = np.ascontiguousarray(t.detach().to("cpu", torch.complex64).numpy())
+    return hashlib.sha256(a.tobytes()).hexdigest()
+
+
+def reusable(path: Path, proto: Protocol, seed: int, provenance: dict[str, str]) -> Reconstruction | None:
+    """The reconstruction in ``path`` if it was made by this run's recipe, else None.
+
+    The recipe: ``proto.text`` (the protocol after overrides), ``seed``, and the
+    ``provenance`` digests (``input_sha256``, ``coil_maps_sha256``) that :func:`compare`
+    records in every file it writes; the input's path may differ (a moved folder). A
+    missing or unreadable file, or one written by ``mridip recon`` (no coil-map digest),
+    is not reused.
+    """
+    from mridip.io import load_reconstruction
+
+    if not path.exists():
+        return None
+    try:
+        rec = load_reconstruction(path)
+    except MridipError:
+        return None
+    a = rec.attrs
+    same = (a.get("protocol") == proto.text and a.get("seed") == seed
+            and all(a.get(k) == v for k, v in provenance.items() if k != "input"))
+    return rec if same else None
 
 
 def oracle_summary(log: dict[str, np.ndarray]) -> dict[str, Any]:

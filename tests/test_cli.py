@@ -102,6 +102,55 @@ def test_compare_reports_the_oracle_of_a_generator(cartesian_file, tmp_path, cap
     assert "oracle_psnr" in (out / "results.md").read_text()
 
 
+def test_compare_resume_keeps_finished_and_continues_interrupted(cartesian_file, tmp_path, monkeypatch, capsys):
+    from mridip.compare import compare
+
+    raw, truth = cartesian_file
+    g = "tddip-cartesian-cine"
+    sets = [f"{g}:fit.iterations=30", f"{g}:model.channels=8", f"{g}:fit.val_every=5",
+            f"{g}:fit.min_iterations=5", f"{g}:fit.checkpoint_every=10"]
+    kw = dict(reference=truth, overrides=sets, progress=False, echo=False)
+    plain = compare(raw, ["cg-sense", g], tmp_path / "plain", **kw)
+
+    # an interrupted comparison (stopped at step 13 of the generator) leaves its checkpoint
+    out = tmp_path / "cmp"
+    step, calls = torch.optim.Adam.step, [0]
+
+    def interrupted(self, *a, **k):
+        calls[0] += 1
+        if calls[0] == 13:
+            raise KeyboardInterrupt
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare(raw, ["cg-sense", g], out, **kw)
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    assert (out / "cg-sense.h5").exists() and not (out / f"{g}.h5").exists()
+    assert [p.name for p in out.glob(f"{g}.h5.ckpt.*")] == [f"{g}.h5.ckpt.s0.pt"]
+    cg_time = (out / "cg-sense.h5").stat().st_mtime_ns
+
+    # --resume keeps the finished baseline and continues the fit: the image of an uninterrupted run
+    argv = ["compare", raw, "-p", "cg-sense", "-p", g, "--reference", truth, "-o", str(out), "-q", "--resume"]
+    argv += [a for s_ in sets for a in ("--set", s_)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "cg-sense.h5: kept" in capsys.readouterr().out
+    assert (out / "cg-sense.h5").stat().st_mtime_ns == cg_time
+    rec, ref = load_reconstruction(out / f"{g}.h5"), load_reconstruction(tmp_path / "plain" / f"{g}.h5")
+    np.testing.assert_allclose(rec.image, ref.image, rtol=0, atol=1e-5 * np.abs(ref.image).max())
+    assert rec.attrs["iterations"] == 30 and rec.attrs["resumed_seconds"] > 0
+    assert rec.attrs["wall_seconds"] > rec.attrs["resumed_seconds"]
+    assert not list(out.glob("*.ckpt*"))  # removed once the file is written
+    with open(out / "results.csv") as f:
+        rows = {r["protocol"]: r for r in csv.DictReader(f)}
+    assert float(rows[g]["psnr"]) == pytest.approx(plain[1]["psnr"], abs=1e-3)
+
+    # a changed protocol is made afresh; a kept file is reported as it was
+    rows2 = compare(raw, ["cg-sense", g], out, resume=True, **{**kw, "overrides": sets + ["cg-sense:baseline.iterations=5"]})
+    assert (out / "cg-sense.h5").stat().st_mtime_ns != cg_time and rows2[0]["iterations"] == 5
+    assert rows2[1]["seconds"] == round(float(rec.attrs["wall_seconds"]), 2)
+
+
 def test_errors_are_one_clear_line(radial_file, tmp_path, capsys):
     raw, _ = radial_file
     cases = [

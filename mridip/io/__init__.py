@@ -6,7 +6,7 @@
 - :func:`from_arrays` wraps k-space arrays already in memory.
 - :func:`describe` is the text of ``mridip info``.
 - :func:`save_reconstruction` / :func:`load_reconstruction` write and read the output
-  file of DESIGN.md.
+  file of DESIGN.md; :func:`file_sha256` is the input digest recorded in it.
 
 Trajectories are converted here from the files' cycles/pixel to radians/voxel, the
 package's unit; see ``docs/data.md`` for the conventions and flags used.
@@ -22,7 +22,7 @@ from mridip.io.arrays import from_arrays
 from mridip.io.fastmri import read_fastmri
 from mridip.io.info import describe
 from mridip.io.ismrmrd import parse_header_xml, read_ismrmrd
-from mridip.io.output import load_reconstruction, save_reconstruction
+from mridip.io.output import file_sha256, load_reconstruction, save_reconstruction
 
 __all__ = [
     "load_raw",
@@ -33,6 +33,7 @@ __all__ = [
     "describe",
     "save_reconstruction",
     "load_reconstruction",
+    "file_sha256",
     "parse_header_xml",
 ]
 

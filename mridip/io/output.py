@@ -117,6 +117,17 @@ def save_reconstruction(path: str | os.PathLike, recon: Reconstruction) -> str:
     return path
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes (provenance of a reconstruction's input)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def load_reconstruction(path: str | os.PathLike) -> Reconstruction:
     """Read a file written by :func:`save_reconstruction`.
 

@@ -151,7 +151,11 @@ class FitResult:
     stop_reason : str
         ``"validation: no improvement for N iterations"``, ``"max_iterations"``, ...
     seconds : float
-        Wall time of the loop.
+        Wall time of the loop, including the runs this one resumed (their
+        ``resumed_seconds``; the time between runs is not counted).
+    resumed_seconds : float
+        The part of ``seconds`` spent by earlier runs, read from the checkpoint (0 when
+        not resumed).
     seconds_per_iteration : float
         Mean wall time of one optimiser step (validation excluded).
     history : dict of str -> numpy.ndarray
@@ -166,6 +170,7 @@ class FitResult:
     seconds: float
     seconds_per_iteration: float
     history: dict[str, np.ndarray] = field(default_factory=dict)
+    resumed_seconds: float = 0.0
 
 
 # --------------------------------------------------------------------- hold-out split
@@ -359,6 +364,7 @@ def fit(
     if monitor is not None:
         hist["monitor"] = []
     step_seconds = 0.0
+    resumed_seconds = 0.0
     perm = torch.empty(0, dtype=torch.long)
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         try:
@@ -378,6 +384,9 @@ def fit(
         elif monitor is None:
             hist.pop("monitor", None)
         step_seconds = ck["step_seconds"]
+        # wall time of the earlier runs; checkpoints written before it was recorded give the
+        # time of their optimiser steps instead (a lower bound: validation excluded)
+        resumed_seconds = float(ck.get("elapsed", step_seconds))
 
     def save_checkpoint(it: int) -> None:
         state = {
@@ -385,6 +394,7 @@ def fit(
             "rng": _rng_state(frame_gen), "iteration": it, "best_val": best_val, "best_it": best_it,
             "since_best": since_best, "best_img": best_img, "ema_img": ema_img, "history": hist,
             "perm": perm, "step_seconds": step_seconds, "num_frames": T, "config": asdict(cfg),
+            "elapsed": resumed_seconds + time.perf_counter() - t_start,
         }
         tmp = f"{checkpoint}.tmp"
         torch.save(state, tmp)
@@ -476,9 +486,10 @@ def fit(
         iterations=it,
         best_iteration=returned_it,
         stop_reason=stop_reason,
-        seconds=time.perf_counter() - t_start,
+        seconds=resumed_seconds + time.perf_counter() - t_start,
         seconds_per_iteration=step_seconds / max(it, 1) if it else 0.0,
         history={k: np.asarray(v, dtype=np.float64) for k, v in hist.items()},
+        resumed_seconds=resumed_seconds,
     )
 
 

@@ -205,7 +205,9 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         returned image), ``stop_reason`` (per stage), ``seconds_per_iteration`` (all stages)
         and ``stage_seconds_per_iteration``, ``history`` (arrays ``iteration``, ``loss``,
         ``val_loss``, ``seconds``, ``stage`` (1, 2, 3; 4 = one row per ADMM iteration with
-        the held-out residual of its ``X``)), ``data_scale``, ``parameters``, ``returned``.
+        the held-out residual of its ``X``)), ``fit_seconds`` (wall, including
+        ``resumed_seconds``: the part spent by earlier runs this one resumed), ``data_scale``,
+        ``parameters``, ``returned``.
     """
     from mridip.models.gip import GraphImagePrior, knn_graph
     from mridip.recon.baselines import cg_sense
@@ -245,17 +247,20 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
     per_stage_spi: list[float] = []
     total_it = 0
     step_seconds = 0.0
+    resumed_seconds = 0.0  # wall time spent by earlier runs this one resumed
     best_image: torch.Tensor | None = None
     best_it = 0
 
     def run_stage(number: int, params, lr: float, iterations: int, loss_fn, output: str, frozen: bool = False):
-        nonlocal total_it, step_seconds, best_image, best_it
+        nonlocal total_it, step_seconds, resumed_seconds, best_image, best_it
         name = f"stage{number}"
         done = _stage_done_path(checkpoint, name)
         if resume and done and os.path.exists(done):
             saved = torch.load(done, map_location=y.device, weights_only=False)
             model.load_state_dict(saved["model"])
             res = saved["result"]
+            # stage files written before "seconds" was stored: the time of their steps
+            resumed_seconds += float(res.get("seconds", res["seconds_per_iteration"] * res["iterations"]))
         else:
             model.set_output(output)
             scfg = clone_config(cfg, iterations=iterations)
@@ -270,9 +275,10 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
                         resume=resume, description=f"{description} stage {number}".strip(), monitor=mon)
             if hook is not None:
                 hook.restore()
+            resumed_seconds += r.resumed_seconds
             res = {"image": r.image, "iterations": r.iterations, "best_iteration": r.best_iteration,
                    "stop_reason": r.stop_reason, "seconds_per_iteration": r.seconds_per_iteration,
-                   "history": r.history}
+                   "seconds": r.seconds, "history": r.history}
             if done:
                 tmp = f"{done}.tmp"
                 torch.save({"model": model.state_dict(), "result": res}, tmp)
@@ -378,7 +384,8 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         "stop_reason": "; ".join(reasons) if reasons else "no stage run",
         "seconds_per_iteration": step_seconds / total_it if total_it else 0.0,
         "stage_seconds_per_iteration": per_stage_spi,
-        "fit_seconds": time.perf_counter() - t_start,
+        "fit_seconds": resumed_seconds + time.perf_counter() - t_start,
+        "resumed_seconds": resumed_seconds,
         "data_scale": scale,
         "history": history,
         "parameters": int(sum(p.numel() for p in model.parameters())),

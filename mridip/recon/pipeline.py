@@ -124,6 +124,7 @@ def run_generator(problem: SliceProblem, proto: Protocol, *, seed: int, checkpoi
         "stop_reason": res.stop_reason,
         "seconds_per_iteration": res.seconds_per_iteration,
         "fit_seconds": res.seconds,
+        "resumed_seconds": res.resumed_seconds,
         "data_scale": scale,
         "history": res.history,
         "parameters": int(sum(p.numel() for p in model.parameters())),
@@ -213,7 +214,9 @@ def reconstruct(
     checkpoint : path, optional
         Checkpoint file stem for generator fits (one file per slice: ``STEM.sN.pt``).
     resume : bool
-        Continue generator fits from their checkpoints.
+        Continue generator fits from their checkpoints. ``attrs["wall_seconds"]`` then
+        includes the wall time the interrupted runs spent (``attrs["resumed_seconds"]``),
+        not the time between runs.
     monitor : callable, optional
         ``monitor(slice, x (T, Y, X)) -> float``, a diagnostic score (e.g. PSNR against a
         known truth) of generator methods' iterates at each validation point, zeroed
@@ -267,7 +270,9 @@ def reconstruct(
         images.append(x.detach().to("cpu", torch.complex64).numpy())
         infos.append(info)
     image = np.stack(images, 0)
-    wall = time.perf_counter() - t0
+    # a resumed fit also counts the time its earlier runs spent (not the time between runs)
+    resumed = float(sum(float(i.get("resumed_seconds", 0.0)) for i in infos))
+    wall = time.perf_counter() - t0 + resumed
     attrs: dict[str, Any] = {
         "method": proto.method,
         "protocol_name": proto.name,
@@ -278,13 +283,17 @@ def reconstruct(
         "iterations": int(sum(int(i.get("iterations", 0)) for i in infos)),
         "stop_reason": "; ".join(sorted({str(i.get("stop_reason", "")) for i in infos})),
         "wall_seconds": wall,
+        "resumed_seconds": resumed,
         "slices": list(slices),
         "kind": raw.kind,
         "preprocessing": list(raw.history),
         "coil_method": "given" if coil_maps is not None else str(proto.option("coils", "method")),
     }
     if source:
+        from mridip.io import file_sha256
+
         attrs["input"] = source
+        attrs["input_sha256"] = file_sha256(source)
     # GIP also reports its frame graph (T, k), which stage image or ADMM X it returned and
     # the seconds per step of each stage
     for key in ("best_iteration", "seconds_per_iteration", "tuned_lam", "parameters", "data_scale", "graph",
@@ -304,3 +313,10 @@ def reconstruct(
 def checkpoint_stem(output: str | os.PathLike) -> str:
     """Checkpoint stem beside an output file: ``OUT.h5`` -> ``OUT.h5.ckpt``."""
     return str(Path(output)) + ".ckpt"
+
+
+def remove_checkpoints(output: str | os.PathLike) -> None:
+    """Delete the checkpoints of :func:`checkpoint_stem` ``(output)`` (a finished fit's)."""
+    out = Path(output)
+    for f in out.parent.glob(out.name + ".ckpt.s*.pt"):
+        f.unlink()

@@ -93,12 +93,15 @@ def test_resume_equals_uninterrupted(tmp_path):
                checkpoint_every=10, seed=4)
     ref = fit_kspace(_model(seed=1), A, y, FitConfig(iterations=30, **cfg))
     ck = tmp_path / "fit.pt"
-    fit_kspace(_model(seed=1), A, y, FitConfig(iterations=20, **cfg), checkpoint=ck)
+    first = fit_kspace(_model(seed=1), A, y, FitConfig(iterations=20, **cfg), checkpoint=ck)
     # a new process would build the model afresh; resume restores weights, optimiser and RNG
     res = fit_kspace(_model(seed=7), A, y, FitConfig(iterations=30, **cfg), checkpoint=ck, resume=True)
     assert res.iterations == 30
     assert torch.allclose(res.image, ref.image, atol=1e-6, rtol=0)
     assert res.best_iteration == ref.best_iteration
+    # the time reported counts the first run's (until its last checkpoint) and the second's
+    assert first.resumed_seconds == 0 and 0 < res.resumed_seconds <= first.seconds
+    assert res.seconds > res.resumed_seconds
 
 
 def test_monitor_is_recorded_and_changes_nothing():

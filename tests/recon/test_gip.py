@@ -128,6 +128,9 @@ def test_resume_skips_finished_stages(tmp_path):
     x2, info2 = run_gip(problem, proto, seed=0, checkpoint=stem, resume=True, progress=False)
     torch.testing.assert_close(x2, x1, rtol=0, atol=0)  # the stored stage results, no refit
     assert info2["iterations"] == info1["iterations"] and info2["stop_reason"] == info1["stop_reason"]
+    # the stages' time is the first run's, counted again in the run that reused them
+    assert info1["resumed_seconds"] == 0 and 0 < info2["resumed_seconds"] <= info1["fit_seconds"]
+    assert info2["fit_seconds"] >= info2["resumed_seconds"]
 
 
 def test_ema_is_refused():
