@@ -188,9 +188,11 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         Seed of ``z``, weights, hold-out split and frame sampling.
     checkpoint : str, optional
         Stem of the stage checkpoints (``STEM.stageN.pt`` during a stage, every
-        ``fit.checkpoint_every`` steps, and ``STEM.stageN.done.pt`` once it is finished).
+        ``fit.checkpoint_every`` steps, ``STEM.stageN.done.pt`` once it is finished, and
+        ``STEM.admm.pt`` after each ADMM iteration).
     resume : bool
-        Skip finished stages and continue the interrupted one (ADMM restarts).
+        Skip finished stages, continue the interrupted one, and continue ADMM after its
+        last saved iteration.
     monitor : callable, optional
         ``monitor(x (T, Y, X)) -> float`` in the data's units: a diagnostic score of each
         stage's validated iterates and of each ADMM ``X``, recorded in ``history["monitor"]``;
@@ -349,7 +351,22 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         rows: dict[str, list[float]] = {"iteration": [], "loss": [], "val_loss": [], "seconds": [], "stage": []}
         if mon is not None:
             rows["monitor"] = []
-        for k in range(1, opts["admm_iterations"] + 1):
+        # ADMM state after each iteration: a resumed run continues after the last one saved
+        admm_ck = None if checkpoint is None else f"{checkpoint}.admm.pt"
+        k0, admm_before, t_admm = 0, 0.0, time.perf_counter()
+        if resume and admm_ck and os.path.exists(admm_ck):
+            st = torch.load(admm_ck, map_location=y.device, weights_only=False)
+            model.load_state_dict(st["model"])
+            k0, x, gz, gam = st["k"], st["x"], st["gz"], st["gam"]
+            best_val, best_image, best_it, returned = st["best_val"], st["best_image"], st["best_it"], st["returned"]
+            total_it, step_seconds, admm_before = st["total_it"], st["step_seconds"], st["elapsed"]
+            rows = {key: list(v) for key, v in st["rows"].items()}
+            if mon is not None and "monitor" not in rows:  # saved without a monitor
+                rows["monitor"] = [math.nan] * len(rows["iteration"])
+            elif mon is None:
+                rows.pop("monitor", None)
+            resumed_seconds += admm_before
+        for k in range(k0 + 1, opts["admm_iterations"] + 1):
             x = admm_x_step(A_train, ahy, gz, gam, rho, x, opts["admm_cg_iterations"])
             target = x + gam / rho
 
@@ -373,6 +390,13 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
                 rows["monitor"].append(mon(x))
             if not validating or v < best_val:
                 best_val, best_image, best_it, returned = v, x.clone(), total_it, f"ADMM X of iteration {k}"
+            if admm_ck:
+                state = {"k": k, "model": model.state_dict(), "x": x, "gz": gz, "gam": gam, "best_val": best_val,
+                         "best_image": best_image, "best_it": best_it, "returned": returned, "total_it": total_it,
+                         "step_seconds": step_seconds, "rows": rows,
+                         "elapsed": admm_before + time.perf_counter() - t_admm}
+                torch.save(state, f"{admm_ck}.tmp")
+                os.replace(f"{admm_ck}.tmp", admm_ck)
         histories.append({key: np.asarray(val, dtype=np.float64) for key, val in rows.items()})
         reasons.append(f"admm: {opts['admm_iterations']} iterations, returned {returned}")
 

@@ -133,6 +133,30 @@ def test_resume_skips_finished_stages(tmp_path):
     assert info2["fit_seconds"] >= info2["resumed_seconds"]
 
 
+def test_resume_continues_admm_after_its_last_iteration(tmp_path, monkeypatch):
+    import mridip.recon.gip as gip_module
+
+    problem, _ = _problem()
+    stages = dict(stage1_iterations=20, stage2_iterations=10, stage3_iterations=10, admm_iterations=3,
+                  admm_net_iterations=5, admm_lr=1e-4, **FAST)
+    fit = dict(holdout=0.1, val_every=5, patience=100, min_iterations=5, progress=False)
+    x_ref, info_ref = run_gip(problem, _proto(stages, fit), seed=0, progress=False)
+    # a run stopped after ADMM iteration 2 (its stages and ADMM state saved), then resumed
+    stem = str(tmp_path / "ck")
+    run_gip(problem, _proto({**stages, "admm_iterations": 2}, fit), seed=0, checkpoint=stem, progress=False)
+    assert torch.load(f"{stem}.admm.pt", weights_only=False)["k"] == 2
+    x_steps = []
+    monkeypatch.setattr(gip_module, "admm_x_step", lambda *a, **k: x_steps.append(1) or admm_x_step(*a, **k))
+    x, info = run_gip(problem, _proto(stages, fit), seed=0, checkpoint=stem, resume=True, progress=False)
+    assert len(x_steps) == 1  # only ADMM iteration 3 was run
+    torch.testing.assert_close(x, x_ref, rtol=0, atol=1e-5 * float(x_ref.abs().max()))
+    assert info["iterations"] == info_ref["iterations"] and info["returned"] == info_ref["returned"]
+    h, h_ref = info["history"], info_ref["history"]
+    assert (h["stage"] == 4).sum() == 3
+    np.testing.assert_allclose(h["val_loss"][h["stage"] == 4], h_ref["val_loss"][h_ref["stage"] == 4], rtol=1e-4)
+    assert info["resumed_seconds"] > 0
+
+
 def test_ema_is_refused():
     problem, _ = _problem()
     proto = _proto(dict(stage1_iterations=1), fit=dict(ema=0.9, progress=False))
