@@ -31,6 +31,7 @@ import copy
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -293,6 +294,39 @@ def _set_rng_state(st: dict, frame_gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+def read_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict:
+    """Load a checkpoint written by :func:`fit` (or a stage file of a schedule built on it).
+
+    Raises InputFileError naming the file for a truncated or foreign file.
+    """
+    try:
+        ck = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: torch raises many kinds
+        raise InputFileError(f"cannot read checkpoint {path}: {exc}; delete it to start afresh") from exc
+    if not isinstance(ck, dict) or "model" not in ck:
+        raise InputFileError(f"{path} is not a mridip checkpoint; delete it to start afresh")
+    return ck
+
+
+@contextmanager
+def _mismatch_is_input_error(path: str | os.PathLike):
+    # load_state_dict raises RuntimeError (model) or ValueError (optimiser) on other shapes
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(
+            f"checkpoint {path} was written for another model or protocol ({first}); run without "
+            "--resume, or delete it, to start afresh"
+        ) from exc
+
+
+def restore_model(model: nn.Module, state: dict, path: str | os.PathLike) -> None:
+    """``model.load_state_dict(state)``; a mismatch is an InputFileError naming ``path``."""
+    with _mismatch_is_input_error(path):
+        model.load_state_dict(state)
+
+
 def fit(
     model: nn.Module,
     loss_fn: LossFn,
@@ -367,15 +401,13 @@ def fit(
     resumed_seconds = 0.0
     perm = torch.empty(0, dtype=torch.long)
     if resume and checkpoint is not None and os.path.exists(checkpoint):
-        try:
-            ck = torch.load(checkpoint, map_location=device, weights_only=False)
-        except Exception as exc:  # a truncated or foreign file
-            raise InputFileError(f"cannot read checkpoint {checkpoint}: {exc}; delete it to start afresh") from exc
+        ck = read_checkpoint(checkpoint, device)
         if ck.get("num_frames") != T:
             raise InputFileError(f"checkpoint {checkpoint} is for {ck.get('num_frames')} frames, not {T}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        with _mismatch_is_input_error(checkpoint):
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
         _set_rng_state(ck["rng"], frame_gen)
         it0, best_val, best_it, since_best = ck["iteration"], ck["best_val"], ck["best_it"], ck["since_best"]
         best_img, ema_img, hist, perm = ck["best_img"], ck["ema_img"], ck["history"], ck["perm"]

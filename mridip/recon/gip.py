@@ -163,7 +163,9 @@ def _stage_done_path(checkpoint: str | None, name: str) -> str | None:
 def _checkpoint_iteration(path: str | None, resume: bool) -> int:
     if not (resume and path and os.path.exists(path)):
         return 0
-    return int(torch.load(path, map_location="cpu", weights_only=False).get("iteration", 0))
+    from mridip.recon.fit import read_checkpoint
+
+    return int(read_checkpoint(path).get("iteration", 0))
 
 
 def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume: bool = False,
@@ -213,7 +215,7 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
     """
     from mridip.models.gip import GraphImagePrior, knn_graph
     from mridip.recon.baselines import cg_sense
-    from mridip.recon.fit import KSpaceLoss, clone_config, data_scale, fit, split_holdout
+    from mridip.recon.fit import KSpaceLoss, clone_config, data_scale, fit, read_checkpoint, restore_model, split_holdout
     from mridip.recon.navigator import navigator_descriptors, navigator_images, navigator_mask
 
     opts = gip_stage_options(**(getattr(proto, "stages", None) or {}))
@@ -258,8 +260,8 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         name = f"stage{number}"
         done = _stage_done_path(checkpoint, name)
         if resume and done and os.path.exists(done):
-            saved = torch.load(done, map_location=y.device, weights_only=False)
-            model.load_state_dict(saved["model"])
+            saved = read_checkpoint(done, y.device)
+            restore_model(model, saved["model"], done)
             res = saved["result"]
             # stage files written before "seconds" was stored: the time of their steps
             resumed_seconds += float(res.get("seconds", res["seconds_per_iteration"] * res["iterations"]))
@@ -355,8 +357,8 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         admm_ck = None if checkpoint is None else f"{checkpoint}.admm.pt"
         k0, admm_before, t_admm = 0, 0.0, time.perf_counter()
         if resume and admm_ck and os.path.exists(admm_ck):
-            st = torch.load(admm_ck, map_location=y.device, weights_only=False)
-            model.load_state_dict(st["model"])
+            st = read_checkpoint(admm_ck, y.device)
+            restore_model(model, st["model"], admm_ck)
             k0, x, gz, gam = st["k"], st["x"], st["gz"], st["gam"]
             best_val, best_image, best_it, returned = st["best_val"], st["best_image"], st["best_it"], st["returned"]
             total_it, step_seconds, admm_before = st["total_it"], st["step_seconds"], st["elapsed"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mridip.errors import ProtocolError
+from mridip.errors import InputFileError, ProtocolError
 from mridip.models import TDDIP
 from mridip.operators import CartesianSense
 from mridip.recon.fit import FitConfig, KSpaceLoss, fit, fit_kspace, split_holdout
@@ -102,6 +102,18 @@ def test_resume_equals_uninterrupted(tmp_path):
     # the time reported counts the first run's (until its last checkpoint) and the second's
     assert first.resumed_seconds == 0 and 0 < res.resumed_seconds <= first.seconds
     assert res.seconds > res.resumed_seconds
+
+
+def test_resume_from_a_foreign_or_broken_checkpoint_is_one_clear_error(tmp_path):
+    A, y, _ = _problem(noise=0.05)
+    cfg = FitConfig(iterations=10, lr=3e-3, holdout=0.1, val_every=5, progress=False, checkpoint_every=5)
+    ck = tmp_path / "fit.pt"
+    fit_kspace(_model(channels=8), A, y, cfg, checkpoint=ck)
+    with pytest.raises(InputFileError, match="written for another model or protocol.*without --resume"):
+        fit_kspace(_model(channels=12), A, y, cfg, checkpoint=ck, resume=True)
+    ck.write_bytes(ck.read_bytes()[:1000])  # truncated, as by a full disk
+    with pytest.raises(InputFileError, match="cannot read checkpoint"):
+        fit_kspace(_model(channels=8), A, y, cfg, checkpoint=ck, resume=True)
 
 
 def test_monitor_is_recorded_and_changes_nothing():
