@@ -241,6 +241,8 @@ def compare(
             if echo:
                 print(f"{target}: kept (same input, protocol, seed and coil maps)")
         else:
+            if resume and echo and target.exists():
+                print(f"{target}: made again (it is not from this input, protocol, seed and coil maps)")
             rec = reconstruct(raw, pr, device=dev, seed=seed, coil_maps=maps_t, progress=progress, monitor=monitor,
                               checkpoint=checkpoint_stem(target), resume=resume)
             rec.attrs["coil_maps_seconds"] = maps_seconds

@@ -146,8 +146,11 @@ def test_compare_resume_keeps_finished_and_continues_interrupted(cartesian_file,
     assert float(rows[g]["psnr"]) == pytest.approx(plain[1]["psnr"], abs=1e-3)
 
     # a changed protocol is made afresh; a kept file is reported as it was
-    rows2 = compare(raw, ["cg-sense", g], out, resume=True, **{**kw, "overrides": sets + ["cg-sense:baseline.iterations=5"]})
+    rows2 = compare(raw, ["cg-sense", g], out, resume=True,
+                    **{**kw, "overrides": sets + ["cg-sense:baseline.iterations=5"], "echo": True})
     assert (out / "cg-sense.h5").stat().st_mtime_ns != cg_time and rows2[0]["iterations"] == 5
+    said = capsys.readouterr().out
+    assert "cg-sense.h5: made again" in said and f"{g}.h5: kept" in said
     assert rows2[1]["seconds"] == round(float(rec.attrs["wall_seconds"]), 2)
 
 
