@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mridip.errors import ProtocolError
+from mridip.errors import InputFileError, ProtocolError
 from mridip.operators.base import inner, max_eigenvalue
 
 #: Adam betas of the reference code (every stage and ADMM), used unless [fit] sets betas
@@ -358,6 +358,10 @@ def run_gip(problem, proto, *, seed: int, checkpoint: str | None = None, resume:
         k0, admm_before, t_admm = 0, 0.0, time.perf_counter()
         if resume and admm_ck and os.path.exists(admm_ck):
             st = read_checkpoint(admm_ck, y.device)
+            if st["k"] > opts["admm_iterations"]:
+                raise InputFileError(f"checkpoint {admm_ck} holds {st['k']} ADMM iterations, more than "
+                                     f"stages.admm_iterations = {opts['admm_iterations']}; run without --resume, "
+                                     "or delete it, to start afresh")
             restore_model(model, st["model"], admm_ck)
             k0, x, gz, gam = st["k"], st["x"], st["gz"], st["gam"]
             best_val, best_image, best_it, returned = st["best_val"], st["best_image"], st["best_it"], st["returned"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mridip.errors import ProtocolError
+from mridip.errors import InputFileError, ProtocolError
 from mridip.metrics import psnr
 from mridip.operators import CartesianSense
 from mridip.operators.radial import RadialSense
@@ -155,6 +155,9 @@ def test_resume_continues_admm_after_its_last_iteration(tmp_path, monkeypatch):
     assert (h["stage"] == 4).sum() == 3
     np.testing.assert_allclose(h["val_loss"][h["stage"] == 4], h_ref["val_loss"][h_ref["stage"] == 4], rtol=1e-4)
     assert info["resumed_seconds"] > 0
+    with pytest.raises(InputFileError, match="holds 3 ADMM iterations, more than"):
+        run_gip(problem, _proto({**stages, "admm_iterations": 2}, fit), seed=0, checkpoint=stem, resume=True,
+                progress=False)
 
 
 def test_ema_is_refused():
