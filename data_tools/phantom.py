@@ -1,4 +1,4 @@
-"""Numerical cardiac cine phantom and multi-coil raw-data simulation.
+"""Numerical cardiac cine and brain T2-mapping phantoms, and multi-coil raw-data simulation.
 
 The phantom is a short-axis cardiac slice inside a chest cross-section: body outline with
 subcutaneous fat, soft tissue, two dark lungs, liver (image bottom left), vertebral body
@@ -18,6 +18,13 @@ filling, diastasis and the atrial kick (a smooth periodic contraction curve ``s`
 grows by 10 % (through-plane motion of the thicker base into the slice), so the wall
 thickens from 0.065 to 0.095 normalised units.
 
+T2 mapping. :func:`t2_mapping_phantom` is an axial brain slice at 3 T (scalp fat, grey
+and white matter with a smooth T2 variation, ventricles, three white-matter lesions) with
+proton-density and T2 maps (:data:`BRAIN_TISSUES_3T`, literature values) and a smooth
+background phase; :func:`t2_echo_images` makes its multi-echo spin-echo images
+``M0 exp(-TE / T2) exp(i phase)`` and :func:`simulate_t2_mapping` their undersampled
+multi-coil k-space, a different line mask per echo.
+
 Raw data. :func:`coil_sensitivities` gives Biot-Savart loop-coil maps, and
 :func:`simulate_cartesian` / :func:`simulate_radial` give multi-coil k-space with
 correlated complex Gaussian noise (the same coil covariance in the data and in the
@@ -25,8 +32,8 @@ noise-only samples). The radial forward model is sigpy's NUFFT (independent of t
 package's torchkbnufft operator); :func:`simulate_to_files` writes ISMRMRD / fastMRI files
 with a ground-truth file beside them.
 
-SNR definition (used by both simulators)
-----------------------------------------
+SNR definition (used by all simulators)
+---------------------------------------
 ``snr = mean(|x|) / sigma_comb`` where ``x`` is the noise-free image series ``(T, Y, X)``
 and the mean runs over the signal region (all frames; by default the pixels whose
 time-mean magnitude exceeds 1 % of its maximum, i.e. the body including the lungs), and
@@ -37,9 +44,11 @@ sampled* Cartesian acquisition, root-mean-squared over the same region:
 radial) carries noise of covariance ``Psi`` across coils; with the orthonormal FFT a
 fully sampled acquisition has the same covariance per image pixel. Undersampling does
 not change the per-sample noise, so ``snr`` is the image SNR of the fully sampled
-acquisition, independent of the acceleration.
+acquisition, independent of the acceleration. For the T2-mapping echoes the region is
+the head (``rois["object"]``) and the mean runs over all echoes.
 
-Command line: ``python -m data_tools.phantom -o DIR --kind radial --size 64 --frames 8``.
+Command line: ``python -m data_tools.phantom -o DIR --kind radial --size 64 --frames 8``,
+or ``python -m data_tools.phantom -o DIR --kind t2map --size 128 --echoes 8``.
 """
 
 from __future__ import annotations
@@ -64,6 +73,11 @@ __all__ = [
     "simulate_radial",
     "simulate_cartesian",
     "cartesian_center_lines",
+    "t2_mapping_phantom",
+    "t2_echo_images",
+    "simulate_t2_mapping",
+    "BRAIN_TISSUES_3T",
+    "T2_LITERATURE_RANGE_MS",
     "simulate_to_files",
     "main",
 ]
@@ -217,6 +231,23 @@ def _block_mean(a: np.ndarray, ss: int) -> np.ndarray:
     return a.reshape(ny, ss, nx, ss).mean(axis=(1, 3))
 
 
+def _smooth_noise(size: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean, unit-std smooth random field ``(size, size)``: white noise blurred by a
+    Gaussian of ``sigma`` pixels (at least 1)."""
+    field = gaussian_filter(rng.standard_normal((size, size)), sigma=max(sigma, 1.0))
+    return field / (field.std() + 1e-12)
+
+
+def _background_phase(size: int, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    """Smooth background phase ``(size, size)`` in rad: a random low-order polynomial in
+    the normalised coordinates (B0 / receive-phase-like), typically ``1.2 * scale`` rad
+    peak-to-peak across the field of view (at most ``3.4 * scale``)."""
+    pv, pu = _grid((size, size), 1)
+    c = rng.uniform(-1.0, 1.0, size=5)
+    phase = c[0] * 0.5 + 0.5 * c[1] * pu + 0.5 * c[2] * pv + 0.3 * c[3] * pu * pv + 0.4 * c[4] * (pu**2 + pv**2)
+    return scale * phase
+
+
 def cardiac_cine_phantom(
     size: int = 128,
     frames: int = 20,
@@ -287,14 +318,9 @@ def cardiac_cine_phantom(
     ]
 
     rng = np.random.default_rng(seed)
-    # smooth low-amplitude texture: Gaussian noise blurred to ~N/40-pixel grains
-    texture = gaussian_filter(rng.standard_normal((size, size)), sigma=max(size / 40.0, 1.0))
-    texture = 1.0 + 0.04 * texture / (texture.std() + 1e-12)
-    # smooth background phase: low-order polynomial in the normalised coordinates
-    pv, pu = _grid((size, size), 1)
-    c = rng.uniform(-1.0, 1.0, size=5)
-    phase = c[0] * 0.5 + 0.5 * c[1] * pu + 0.5 * c[2] * pv + 0.3 * c[3] * pu * pv + 0.4 * c[4] * (pu**2 + pv**2)
-    background = np.exp(1j * phase)
+    # smooth low-amplitude texture: ~N/40-pixel grains
+    texture = 1.0 + 0.04 * _smooth_noise(size, size / 40.0, rng)
+    background = np.exp(1j * _background_phase(size, rng))
 
     images = np.zeros((frames, size, size), dtype=np.complex64)
     rois = {k: np.zeros((frames, size, size), dtype=bool) for k in _ROIS}
@@ -313,6 +339,168 @@ def cardiac_cine_phantom(
             # the unions that contain them
             rois[name][t] = _block_mean(np.isin(lab, labels).astype(np.float32), ss) > 0.5
     return images, rois
+
+
+# --------------------------------------------------------------------------- brain T2
+# Axial brain slice for T2 mapping at 3 T. Labels 1..5; 0 is background (air).
+_B_SCALP, _B_GM, _B_WM, _B_CSF, _B_LESION = range(1, 6)
+
+#: tissue -> (relative proton density M0, T2 in ms) of the T2-mapping phantom at 3 T.
+#: M0 is water content relative to CSF (pure water = 1): WM about 0.69, GM about 0.80
+#: (quantitative water-content mapping, e.g. Neeb, Zilles & Shah, NeuroImage 2006);
+#: lesions (T2-hyperintense, MS-like) hold more water than WM; the scalp is mostly
+#: subcutaneous fat, bright on proton-density-weighted images (0.9 is a relative value,
+#: fat protons are not water).
+#: T2: WM 69 ms, GM 99 ms at 3 T (Stanisz et al., MRM 2005;54:507-512; in-vivo 3 T
+#: measurements, e.g. Wansapura et al., JMRI 1999;9:531-538, are of the same order). CSF: a round 1000 ms; measured
+#: CSF T2 at 3 T is longer still and method dependent (Spijkerman et al., MAGMA
+#: 2018;31:415-424), but over TE <= 80 ms a CSF T2 of 1 s or 2 s changes the signal by
+#: less than 5 %, so nothing here depends on the exact value. Lesions 150 ms (about twice
+#: WM, as T2-hyperintense white-matter lesions are). Subcutaneous fat 80 ms, inside the
+#: 41-143 ms that multi-echo and single-echo spin-echo sequences give at 3 T (Pai, Li &
+#: Majumdar, MRI 2008;26:1215-1220).
+BRAIN_TISSUES_3T: dict[str, tuple[float, float]] = {
+    "scalp": (0.90, 80.0),
+    "gm": (0.80, 99.0),
+    "wm": (0.69, 69.0),
+    "csf": (1.00, 1000.0),
+    "lesion": (0.85, 150.0),
+}
+#: T2 (ms) range each normal tissue of the phantom stays in: the literature value above
+#: +-15 %, about the spread of 3 T values between methods; the phantom's smooth variation
+#: (+-7.5 % at most) and WM/GM partial volume stay inside it.
+T2_LITERATURE_RANGE_MS: dict[str, tuple[float, float]] = {
+    "wm": (58.0, 80.0),
+    "gm": (80.0, 115.0),
+}
+_BRAIN_LABELS = {"scalp": _B_SCALP, "gm": _B_GM, "wm": _B_WM, "csf": _B_CSF, "lesion": _B_LESION}
+_BRAIN_ROIS = {
+    "brain": (_B_WM, _B_GM, _B_LESION),
+    "wm": (_B_WM,),
+    "gm": (_B_GM,),
+    "lesion": (_B_LESION,),
+    "csf": (_B_CSF,),
+    "object": (_B_SCALP, _B_GM, _B_WM, _B_CSF, _B_LESION),
+}
+# lesions (centre u, centre v, radius) in deep white matter, 11-15 mm across at 256 mm FOV
+_LESIONS = ((0.27, -0.22, 0.065), (-0.27, 0.10, 0.055), (0.22, 0.37, 0.05))
+_T2_VARIATION = 0.03  # relative std of the smooth WM/GM T2 variation, clipped at 2.5 std
+
+
+def _wavy_ellipse(u, v, cu, cv, au, av, amp, lobes):
+    """Inside-mask of an ellipse whose radius is modulated by ``1 + amp sin(lobes theta)``."""
+    du, dv = (u - cu) / au, (v - cv) / av
+    return np.hypot(du, dv) <= 1.0 + amp * np.sin(lobes * np.arctan2(dv, du))
+
+
+def t2_mapping_phantom(size: int, *, seed: int = 0) -> dict:
+    """Axial brain slice at 3 T with proton-density and T2 maps, for T2 mapping.
+
+    Geometry (normalised coordinates as the cine phantom's, ``v`` rows / anterior at the
+    top, ``u`` columns; meant for a 256 mm field of view, one normalised unit = 128 mm):
+    a head ellipse of 154 x 189 mm with a 6 mm scalp (fat) ring, a grey-matter cortex
+    band around white matter whose outline carries nine gyrus-like lobes, two thalami
+    (grey matter), two lateral ventricles (CSF, frontal horns diverging anteriorly) and
+    three small white-matter lesions. Tissue values are :data:`BRAIN_TISSUES_3T`.
+
+    Parameters
+    ----------
+    size : int
+        Image matrix N (the maps are N x N, N >= 8); the geometry scales with it.
+    seed : int
+        Seed of the smooth T2 variation and of the background phase.
+
+    Returns
+    -------
+    dict
+        ``m0`` float32 ``(Y, X)``: relative proton density (max 1, 0 outside the head);
+        ``t2_ms`` float32 ``(Y, X)``: T2 in ms, 0 where ``m0`` is 0 (outside the head);
+        ``phase`` float32 ``(Y, X)``: smooth background phase in rad (a random low-order
+        polynomial, typically 3 rad peak-to-peak across the field of view, at most 8.5);
+        ``rois`` dict of str -> bool ``(Y, X)``: ``"brain"`` (WM + GM + lesions),
+        ``"wm"``, ``"gm"`` (cortex and thalami), ``"lesion"``, ``"csf"`` (ventricles),
+        ``"object"`` (the whole head). A pixel belongs to a region when more than half of
+        its sub-pixels do.
+
+    Notes
+    -----
+    Drawn on a grid supersampled 2-4 times per axis (as :func:`cardiac_cine_phantom`).
+    WM and GM T2 carry a smooth seeded variation (3 % std on ~N/8-pixel scales, at most
+    +-7.5 %), so a T2 map is not piecewise constant. A pixel is one mono-exponential:
+    ``m0`` is the mean sub-pixel M0 and ``1 / t2_ms`` the M0-weighted mean sub-pixel
+    relaxation rate, i.e. the decay with the same signal and the same initial slope as
+    the sub-pixel mixture; the echo images are exactly ``m0 exp(-TE / t2_ms) exp(i phase)``
+    (:func:`t2_echo_images`).
+    """
+    if size < 8:
+        raise ShapeError(f"phantom size must be >= 8 pixels, got {size}")
+    ss = _supersampling(size)
+    v, u = _grid((size, size), ss)
+    lab = np.zeros(v.shape, dtype=np.uint8)
+    lab[_ellipse(u, v, 0.0, 0.0, 0.60, 0.74)] = _B_SCALP
+    lab[_ellipse(u, v, 0.0, 0.01, 0.55, 0.69)] = _B_GM
+    lab[_wavy_ellipse(u, v, 0.0, 0.02, 0.43, 0.56, 0.06, 9)] = _B_WM
+    for side in (-1.0, 1.0):
+        lab[_ellipse(u, v, side * 0.11, 0.23, 0.08, 0.09)] = _B_GM  # thalamus
+        lab[_ellipse(u, v, side * 0.075, -0.10, 0.045, 0.18, side * math.radians(15.0))] = _B_CSF
+    for cu, cv, r in _LESIONS:
+        lab[_ellipse(u, v, cu, cv, r, 0.85 * r)] = _B_LESION
+
+    m0_lut = np.zeros(len(_BRAIN_LABELS) + 1)
+    t2_lut = np.ones(len(_BRAIN_LABELS) + 1)  # background: M0 = 0, T2 is never used
+    for name, label in _BRAIN_LABELS.items():
+        m0_lut[label], t2_lut[label] = BRAIN_TISSUES_3T[name]
+    rng = np.random.default_rng(seed)
+    field = np.clip(_smooth_noise(size, size / 8.0, rng), -2.5, 2.5)
+    field = np.repeat(np.repeat(field, ss, axis=0), ss, axis=1)  # smooth: no need to interpolate
+    m0_sub = m0_lut[lab]
+    t2_sub = t2_lut[lab] * np.where(np.isin(lab, (_B_WM, _B_GM)), 1.0 + _T2_VARIATION * field, 1.0)
+    m0 = _block_mean(m0_sub, ss)
+    r2 = _block_mean(m0_sub / t2_sub, ss)  # M0-weighted relaxation rate (times m0)
+    t2 = np.where(m0 > 0, m0 / np.where(m0 > 0, r2, 1.0), 0.0)
+    phase = _background_phase(size, rng, scale=2.5)
+    rois = {
+        name: _block_mean(np.isin(lab, labels).astype(np.float32), ss) > 0.5
+        for name, labels in _BRAIN_ROIS.items()
+    }
+    return {
+        "m0": m0.astype(np.float32),
+        "t2_ms": t2.astype(np.float32),
+        "phase": phase.astype(np.float32),
+        "rois": rois,
+    }
+
+
+def t2_echo_images(m0, t2_ms, phase, te_ms) -> np.ndarray:
+    """Spin-echo images of a T2 phantom: ``x_e = m0 exp(-te_ms[e] / t2_ms) exp(i phase)``.
+
+    Parameters
+    ----------
+    m0 : array
+        float ``(Y, X)`` proton density.
+    t2_ms : array
+        float ``(Y, X)`` T2 in ms; where it is 0 the images are 0.
+    phase : array
+        float ``(Y, X)`` background phase in rad.
+    te_ms : sequence of float
+        ``(E,)`` echo times in ms, > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        complex64 ``(E, Y, X)``.
+    """
+    m0, t2, phase = (np.asarray(a, dtype=np.float64) for a in (m0, t2_ms, phase))
+    if m0.ndim != 2 or t2.shape != m0.shape or phase.shape != m0.shape:
+        raise ShapeError(
+            f"m0, t2_ms and phase must be (Y, X) maps of one shape, got {m0.shape}, "
+            f"{t2.shape}, {phase.shape}"
+        )
+    te = np.asarray(te_ms, dtype=np.float64)
+    if te.ndim != 1 or te.size == 0 or not np.all(np.isfinite(te)) or not np.all(te > 0):
+        raise ShapeError(f"te_ms must be a 1-D sequence of echo times > 0 ms, got {te_ms!r}")
+    decay = np.where(t2 > 0, np.exp(-te[:, None, None] / np.where(t2 > 0, t2, 1.0)), 0.0)
+    return (m0 * decay * np.exp(1j * phase)).astype(np.complex64)
 
 
 # --------------------------------------------------------------------------- coils
@@ -597,6 +785,67 @@ def simulate_cartesian(
     return {"kspace": kspace, "mask": mask, "noise": noise, "noise_cov": cov, "sigma2": sigma2}
 
 
+def simulate_t2_mapping(
+    phantom: dict,
+    maps,
+    te_ms,
+    *,
+    acceleration: float = 4.0,
+    center_lines: int | None = None,
+    snr: float = 30.0,
+    noise_samples: int = 4096,
+    seed: int = 0,
+    noise_cov=None,
+) -> dict:
+    """Undersampled multi-coil multi-echo spin-echo k-space of a T2 phantom.
+
+    The echo images :func:`t2_echo_images` of ``phantom`` go through
+    :func:`simulate_cartesian` with the echoes as frames: each echo gets its own
+    variable-density random line mask around a fully sampled centre (echoes complement
+    each other, as in accelerated model-based T2 mapping), and every sample carries
+    complex Gaussian noise of one coil covariance.
+
+    Parameters
+    ----------
+    phantom : dict
+        :func:`t2_mapping_phantom` output (``m0``, ``t2_ms``, ``phase``, ``rois``).
+    maps : array
+        complex ``(C, Y, X)`` coil sensitivities.
+    te_ms : sequence of float
+        ``(E,)`` echo times in ms.
+    acceleration : float
+        R per echo.
+    center_lines : int or None
+        Fully sampled central lines per echo (default :func:`cartesian_center_lines`).
+    snr : float
+        Image SNR as defined in the module docstring: the mean echo magnitude over all
+        echoes inside ``rois["object"]`` (the head) over the noise std of the combined
+        fully sampled image; ``inf`` gives noise-free data.
+    noise_samples, seed, noise_cov
+        As in :func:`simulate_cartesian` (``seed`` draws the masks, the covariance and
+        the noise).
+
+    Returns
+    -------
+    dict
+        :func:`simulate_cartesian`'s ``kspace`` complex64 ``(E, C, Ky, Kx)``, ``mask``
+        bool ``(E, Ky, Kx)``, ``noise`` complex64 ``(C, N)``, ``noise_cov`` complex128
+        ``(C, C)`` (``None`` both when ``snr`` is inf), ``sigma2``; plus ``images``
+        complex64 ``(E, Y, X)`` (the noise-free echo images), ``te_ms`` float64 ``(E,)``
+        and ``center_lines`` (int).
+    """
+    images = t2_echo_images(phantom["m0"], phantom["t2_ms"], phantom["phase"], te_ms)
+    if center_lines is None:
+        center_lines = cartesian_center_lines(images.shape[-2], acceleration)
+    sim = simulate_cartesian(
+        images, maps, acceleration=acceleration, center_lines=center_lines, snr=snr,
+        noise_samples=noise_samples, seed=seed, signal_mask=phantom["rois"]["object"],
+        noise_cov=noise_cov,
+    )
+    sim.update(images=images, te_ms=np.asarray(te_ms, dtype=np.float64), center_lines=int(center_lines))
+    return sim
+
+
 def _sigpy():
     try:
         import sigpy
@@ -696,7 +945,12 @@ _FILE_NAMES = {
     "radial": "radial_cine.h5",
     "cartesian": "cartesian_cine.h5",
     "fastmri": "fastmri_multislice.h5",
+    "t2map": "t2_mapping.h5",
 }
+# a brain field of view (one normalised unit = 128 mm) and the scanner of the T2 phantom
+_T2MAP_FOV_MM = (256.0, 256.0, 5.0)
+_T2MAP_FIELD_T = 3.0
+_T2MAP_TR_MS = 3000.0  # long TR: a multi-echo spin echo for T2 mapping, little T1 weighting
 
 
 def _fastmri_column_mask(nx: int, acceleration: float, rng: np.random.Generator) -> np.ndarray:
@@ -712,7 +966,9 @@ def _fastmri_column_mask(nx: int, acceleration: float, rng: np.random.Generator)
     return mask
 
 
-def _write_truth(path: str, images, rois, maps, attrs: dict, noise_cov) -> None:
+def _write_truth(path: str, images, rois, maps, attrs: dict, noise_cov, parameter_maps=None) -> None:
+    """Ground-truth file; ``parameter_maps`` (name -> float ``(S, Y, X)``) go to
+    ``parameter_maps/<name>`` as float32, as in the reconstruction output files."""
     import h5py
 
     with h5py.File(path, "w") as f:
@@ -723,6 +979,10 @@ def _write_truth(path: str, images, rois, maps, attrs: dict, noise_cov) -> None:
             grp.create_dataset(name, data=np.asarray(m, dtype=bool), compression="gzip")
         if noise_cov is not None:
             f.create_dataset("noise_cov", data=np.asarray(noise_cov, dtype=np.complex64))
+        if parameter_maps:
+            grp = f.create_group("parameter_maps")
+            for name, m in parameter_maps.items():
+                grp.create_dataset(name, data=np.asarray(m, dtype=np.float32), compression="gzip")
         for k, val in attrs.items():
             f.attrs[k] = val
 
@@ -740,8 +1000,10 @@ def simulate_to_files(
     slices: int = 3,
     respiration: bool = False,
     seed: int = 0,
+    echoes: int = 8,
+    echo_spacing_ms: float = 10.0,
 ) -> list[str]:
-    """Simulate the phantom and write raw data plus ground truth files into ``output``.
+    """Simulate a phantom and write raw data plus ground truth files into ``output``.
 
     - ``kind="radial"``: ``radial_cine.h5`` (ISMRMRD, one acquisition per golden-angle
       spoke, trajectory in cycles/pixel, noise scans first).
@@ -754,11 +1016,24 @@ def simulate_to_files(
       with ``acceleration > 1`` a fastMRI-style random column mask (4 % / 8 % centre) is
       applied and a ``mask`` dataset written; ``reconstruction_rss`` is the root-sum-of-
       squares of the fully sampled noisy coil images (as in the fastMRI data set).
+    - ``kind="t2map"``: ``t2_mapping.h5`` (ISMRMRD, 3 T, 256 mm FOV), a multi-echo spin
+      echo of the brain phantom :func:`t2_mapping_phantom`: ``echoes`` echoes at
+      ``TE = echo_spacing_ms * (1, ..., echoes)`` written as frames on ``idx.contrast``
+      with the TE list in the header, a different variable-density line mask per echo
+      with ``acceleration`` and :func:`cartesian_center_lines` embedded calibration
+      lines, noise scans first, readout oversampling 2 in the file
+      (:func:`simulate_t2_mapping`). ``frames``, ``spokes_per_frame``, ``slices`` and
+      ``respiration`` do not apply.
 
     Beside each raw file ``<name>_truth.h5`` holds ``image`` complex64 ``(S, T, Y, X)``,
     ``roi/<name>`` bool ``(S, T, Y, X)``, ``coil_maps`` complex64 ``(S, C, Y, X)``,
     ``noise_cov`` complex64 ``(C, C)`` and attributes (kind, snr, seed, size, frames,
-    coils, ...). ``S = 1`` for the cine kinds, ``T = 1`` for fastMRI.
+    coils, ...). ``S = 1`` for the cine kinds and t2map, ``T = 1`` for fastMRI. For
+    t2map, ``T = E`` echoes, ``image`` holds the noise-free echo images, the static
+    rois (:func:`t2_mapping_phantom`) are repeated over the echoes, and the file also
+    holds ``parameter_maps/M0`` and ``parameter_maps/T2`` float32 ``(1, Y, X)`` (T2 in
+    ms, 0 outside the head) and the attributes ``te_ms`` (float64 ``(E,)``), ``echoes``,
+    ``echo_spacing_ms``, ``acceleration``, ``center_lines``, ``field_strength_t``.
 
     Returns
     -------
@@ -782,6 +1057,37 @@ def simulate_to_files(
         "coils": int(coils), "respiration": bool(respiration),
         "generator": "data_tools.phantom.simulate_to_files",
     }
+
+    if kind == "t2map":
+        if echoes < 2:
+            raise ShapeError(f"a T2 map needs at least 2 echoes, got echoes={echoes}")
+        if not echo_spacing_ms > 0:
+            raise ShapeError(f"echo_spacing_ms must be > 0, got {echo_spacing_ms}")
+        te = float(echo_spacing_ms) * np.arange(1, int(echoes) + 1, dtype=np.float64)
+        phantom = t2_mapping_phantom(size, seed=seed)
+        maps = coil_sensitivities(coils, (size, size), seed=seed, normalize=True)
+        center = cartesian_center_lines(size, acceleration)
+        sim = simulate_t2_mapping(
+            phantom, maps, te, acceleration=acceleration, center_lines=center, snr=snr, seed=seed
+        )
+        # the fully sampled centre doubles as embedded parallel-imaging calibration
+        writers.write_ismrmrd_cartesian(
+            raw_path, sim["kspace"], sim["mask"], noise=sim["noise"], calibration_lines=center,
+            fov_mm=_T2MAP_FOV_MM, field_strength_t=_T2MAP_FIELD_T, te_ms=te.tolist(),
+            tr_ms=_T2MAP_TR_MS, flip_angle_deg=90.0, frame_counter="contrast",
+        )
+        del attrs["respiration"]
+        attrs.update(
+            frames=int(echoes), echoes=int(echoes), te_ms=te,
+            echo_spacing_ms=float(echo_spacing_ms), acceleration=float(acceleration),
+            center_lines=center, field_strength_t=_T2MAP_FIELD_T,
+        )
+        rois = {k: np.broadcast_to(m, (1, len(te)) + m.shape) for k, m in phantom["rois"].items()}
+        _write_truth(
+            truth_path, sim["images"][None], rois, maps[None], attrs, sim["noise_cov"],
+            parameter_maps={"M0": phantom["m0"][None], "T2": phantom["t2_ms"][None]},
+        )
+        return [raw_path, truth_path]
 
     if kind in ("radial", "cartesian"):
         images, rois = cardiac_cine_phantom(size, frames, respiration=respiration, seed=seed)
@@ -865,23 +1171,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The simulation options, shared by ``python -m data_tools.phantom`` and ``mridip simulate``."""
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--kind", choices=sorted(_FILE_NAMES), default="radial",
-                   help="radial or Cartesian cine (ISMRMRD), or a static multi-slice fastMRI file")
+                   help="radial or Cartesian cine (ISMRMRD), a static multi-slice fastMRI file, "
+                   "or t2map: a multi-echo spin-echo brain T2-mapping scan (ISMRMRD)")
     p.add_argument("--size", type=int, default=128, help="image matrix N (N x N), default 128")
-    p.add_argument("--frames", type=int, default=20, help="cardiac frames T, default 20")
+    p.add_argument("--frames", type=int, default=20,
+                   help="cardiac frames T, default 20 (ignored for t2map: T = --echoes)")
     p.add_argument("--coils", type=int, default=8, help="receive coils C, default 8")
     p.add_argument("--spokes", type=int, default=13, help="radial spokes per frame, default 13")
-    p.add_argument("--acceleration", type=float, default=8.0, help="Cartesian / fastMRI R, default 8")
+    p.add_argument("--acceleration", type=float, default=8.0, help="R: Cartesian cine and t2map (per frame / echo), fastMRI; default 8")
     p.add_argument("--snr", type=float, default=30.0, help="image SNR, default 30 (inf: no noise)")
     p.add_argument("--slices", type=int, default=3, help="slices of the fastMRI phantom, default 3")
     p.add_argument("--respiration", action="store_true", help="add respiratory drift")
+    p.add_argument("--echoes", type=int, default=8, help="t2map: echoes E, default 8")
+    p.add_argument("--echo-spacing", type=float, default=10.0,
+                   help="t2map: echo spacing in ms, TE = spacing x (1..E), default 10")
     p.add_argument("--seed", type=int, default=0)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m data_tools.phantom",
-        description="Write a numerical cardiac cine phantom as raw files (ISMRMRD radial or "
-        "Cartesian cine, or a static multi-slice fastMRI file) plus a ground-truth file.",
+        description="Write a numerical phantom as raw files (ISMRMRD radial or Cartesian "
+        "cardiac cine, a static multi-slice fastMRI file, or a multi-echo spin-echo brain "
+        "T2-mapping scan) plus a ground-truth file.",
     )
     add_arguments(p)
     return p
@@ -893,6 +1205,7 @@ def simulate_from_args(args: argparse.Namespace) -> list[str]:
         args.output, kind=args.kind, size=args.size, frames=args.frames, coils=args.coils,
         spokes_per_frame=args.spokes, acceleration=args.acceleration, snr=args.snr,
         slices=args.slices, respiration=args.respiration, seed=args.seed,
+        echoes=args.echoes, echo_spacing_ms=args.echo_spacing,
     )
 
 

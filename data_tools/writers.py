@@ -14,6 +14,7 @@ column 1 = ky; ISMRMRD matrix sizes ``(x, y, z)`` = (readout, phase, partition).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from mridip.trajectories import radians_to_cycles
 GAMMA_HZ_PER_T = 42.577478518e6  # proton gyromagnetic ratio / 2 pi (CODATA 2018)
 _DWELL_US = 5.0  # dwell time written for data and noise (equal: no noise rescaling)
 _NOISE_CHUNK = 256  # noise samples per noise acquisition
+#: encoding counters a Cartesian file's frames may be written on
+CARTESIAN_FRAME_COUNTERS = ("phase", "contrast")
 
 
 def _np(x, dtype=None) -> np.ndarray:
@@ -76,13 +79,16 @@ def _header(
     limits: dict[str, tuple[int, int, int]],
     coils: int,
     field_strength_t: float,
-    te_ms: float | None,
+    te_ms: float | Sequence[float] | None,
     tr_ms: float | None,
     flip_angle_deg: float | None = None,
     acceleration: int | None = None,
     trajectory_description: str | None = None,
 ) -> str:
-    """The ismrmrdHeader XML text, built with the schema classes of ``ismrmrd.xsd``."""
+    """The ismrmrdHeader XML text, built with the schema classes of ``ismrmrd.xsd``.
+
+    ``te_ms`` is one echo time or one per contrast (the TE list of sequenceParameters).
+    """
     x = _xsd()
 
     def space(m, f):
@@ -112,7 +118,7 @@ def _header(
         )
     seq = x.sequenceParametersType(
         TR=[float(tr_ms)] if tr_ms is not None else [],
-        TE=[float(te_ms)] if te_ms is not None else [],
+        TE=[] if te_ms is None else [float(t) for t in np.atleast_1d(te_ms)],
         flipAngle_deg=[float(flip_angle_deg)] if flip_angle_deg is not None else [],
     )
     hdr = x.ismrmrdHeader(
@@ -185,11 +191,12 @@ def write_ismrmrd_cartesian(
     fov_mm: tuple[float, float, float] = (320.0, 320.0, 8.0),
     readout_oversampling: int = 2,
     field_strength_t: float = 1.5,
-    te_ms: float = 1.5,
+    te_ms: float | Sequence[float] = 1.5,
     tr_ms: float = 3.0,
     flip_angle_deg: float | None = None,
     calibration_lines: int = 0,
     shuffle_seed: int | None = None,
+    frame_counter: str = "phase",
 ) -> str:
     """Write Cartesian k-space as an ISMRMRD file, one acquisition per sampled line.
 
@@ -210,8 +217,12 @@ def write_ismrmrd_cartesian(
         The readout is written ``factor`` times oversampled: the image is zero-padded
         along x to ``factor`` x the FOV (encodedSpace x = factor x reconSpace x), so the
         reader's crop returns the input exactly.
-    field_strength_t, te_ms, tr_ms, flip_angle_deg
-        Header facts (T, ms, ms, deg).
+    field_strength_t, tr_ms, flip_angle_deg
+        Header facts (T, ms, deg).
+    te_ms : float or sequence of float
+        Echo time in ms, or one per contrast (``T`` values when ``frame_counter`` is
+        ``"contrast"``, e.g. the echoes of a multi-echo spin echo); written as the
+        header's sequenceParameters TE list.
     calibration_lines : int
         The central ``calibration_lines`` lines (where sampled) are flagged
         ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING and the header gets a parallelImaging
@@ -219,10 +230,16 @@ def write_ismrmrd_cartesian(
     shuffle_seed : int, optional
         Write the image acquisitions in a random order after the noise scans (readers
         must not depend on order).
+    frame_counter : {"phase", "contrast"}
+        The encoding counter that holds the frame index: ``"phase"`` (cardiac phases of
+        a cine, the default) or ``"contrast"`` (echoes of a multi-echo / mapping scan);
+        the other counter stays 0.
 
-    Acquisitions: ``idx.kspace_encode_step_1`` = ky row, ``idx.phase`` = frame,
-    ``idx.slice`` = slice, ``center_sample`` = readout centre, encodingLimits
-    kspace_encoding_step_1 = (0, Ky - 1, Ky // 2).
+    Acquisitions: ``idx.kspace_encode_step_1`` = ky row, ``idx.phase`` (or
+    ``idx.contrast``) = frame, ``idx.slice`` = slice, ``center_sample`` = readout centre,
+    flags first / last in phase (or contrast) on each frame's first and last line;
+    encodingLimits kspace_encoding_step_1 = (0, Ky - 1, Ky // 2), phase (or contrast) =
+    (0, T - 1, 0).
 
     Returns
     -------
@@ -253,6 +270,19 @@ def write_ismrmrd_cartesian(
     os_f = int(readout_oversampling)
     if os_f < 1 or os_f != readout_oversampling:
         raise ShapeError(f"readout_oversampling must be a whole number >= 1, got {readout_oversampling}")
+    if frame_counter not in CARTESIAN_FRAME_COUNTERS:
+        raise ShapeError(
+            f"frame_counter must be one of {CARTESIAN_FRAME_COUNTERS}, got {frame_counter!r}"
+        )
+    contrasts = T if frame_counter == "contrast" else 1
+    te = np.asarray(te_ms, dtype=np.float64)
+    if te.ndim > 1 or (te.ndim == 1 and te.size != contrasts):
+        raise ShapeError(
+            f"te_ms must be one echo time or one per contrast ({contrasts} with "
+            f"frame_counter={frame_counter!r} and T = {T} frames), got shape {te.shape}"
+        )
+    if not (np.all(np.isfinite(te)) and np.all(te > 0)):
+        raise ShapeError(f"te_ms must be > 0 ms, got {te_ms!r}")
     n_lines = int(lines.sum())
     accel = max(1, int(round(S * T * Ky / max(n_lines, 1))))
     xml = _header(
@@ -266,18 +296,20 @@ def write_ismrmrd_cartesian(
             "kspace_encoding_step_1": (0, Ky - 1, Ky // 2),
             "kspace_encoding_step_2": (0, 0, 0),
             "slice": (0, S - 1, 0),
-            "phase": (0, T - 1, 0),
+            "phase": (0, (T - 1) if frame_counter == "phase" else 0, 0),
             "repetition": (0, 0, 0),
             "average": (0, 0, 0),
-            "contrast": (0, 0, 0),
+            "contrast": (0, contrasts - 1, 0),
         },
         coils=C,
         field_strength_t=field_strength_t,
-        te_ms=te_ms,
+        te_ms=te,
         tr_ms=tr_ms,
         flip_angle_deg=flip_angle_deg,
         acceleration=accel if calibration_lines > 0 else None,
     )
+    first_flag = getattr(ismrmrd, f"ACQ_FIRST_IN_{frame_counter.upper()}")
+    last_flag = getattr(ismrmrd, f"ACQ_LAST_IN_{frame_counter.upper()}")
     c0 = Ky // 2 - int(calibration_lines) // 2
     calib = set(range(c0, c0 + int(calibration_lines))) if calibration_lines > 0 else set()
     acqs = _noise_acquisitions(noise, C)
@@ -290,15 +322,15 @@ def write_ismrmrd_cartesian(
             for j, ky in enumerate(rows):
                 acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data[:, j, :]))
                 acq.idx.kspace_encode_step_1 = int(ky)
-                acq.idx.phase = t
+                setattr(acq.idx, frame_counter, t)
                 acq.idx.slice = s
                 acq.center_sample = (os_f * Kx) // 2
                 acq.sample_time_us = _DWELL_US
                 _set_geometry(acq, s, fov_mm[2])
                 if j == 0:
-                    acq.set_flag(ismrmrd.ACQ_FIRST_IN_PHASE)
+                    acq.set_flag(first_flag)
                 if j == len(rows) - 1:
-                    acq.set_flag(ismrmrd.ACQ_LAST_IN_PHASE)
+                    acq.set_flag(last_flag)
                 if int(ky) in calib:
                     acq.set_flag(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
                 acqs.append(acq)

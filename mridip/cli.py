@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "simulate",
-        help="write a numerical cardiac cine phantom as raw files (ISMRMRD radial/Cartesian, fastMRI)",
+        help="write a numerical phantom as raw files: cardiac cine (ISMRMRD radial/Cartesian, fastMRI) "
+        "or multi-echo T2 mapping (ISMRMRD, --kind t2map)",
     )
     from data_tools.phantom import add_arguments
 

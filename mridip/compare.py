@@ -10,6 +10,11 @@ Outputs in the folder: ``results.md``, ``results.csv``, one ``<protocol>.h5`` pe
 ``frames.png`` (frame grid, one row per method), ``xt_profile.png`` (x-t profile through
 the heart or the image centre), ``errors.png`` (error maps), ``<protocol>.gif``.
 
+Parameter mapping: where the reference holds ``parameter_maps/T2`` (a data_tools
+``t2_mapping_truth.h5``) and the methods give T2 maps (a ``[mapping]`` table), the table
+gains the T2 errors in ms (:func:`mridip.metrics.map_errors`, inside the region where
+there is one) and ``maps.png`` shows the maps.
+
 Long comparisons survive interruption: generator fits write checkpoints beside their
 ``<protocol>.h5`` (``<protocol>.h5.ckpt.*``, removed once the file is written), and with
 ``resume`` a rerun keeps every ``<protocol>.h5`` already made from the same input
@@ -51,11 +56,14 @@ class Reference:
     regions : dict of str -> numpy.ndarray
         bool ``(S, T, Y, X)`` masks (e.g. ``"heart"``).
     source : str
+    maps : dict of str -> numpy.ndarray
+        Reference parameter maps, float ``(S, Y, X)`` (``"T2"`` in ms).
     """
 
     image: np.ndarray
     regions: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = ""
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _as_stt(a: np.ndarray, name: str) -> np.ndarray:
@@ -73,7 +81,8 @@ def load_reference(path: str | os.PathLike) -> Reference:
     """Read a reference: ``.npy`` array, a data_tools ``*_truth.h5`` or a mridip output ``.h5``.
 
     ``.h5`` files: dataset ``image`` (data_tools ground truth, with ``roi/<name>``
-    regions) or ``reconstruction`` (a mridip output, e.g. a fully sampled reconstruction).
+    regions) or ``reconstruction`` (a mridip output, e.g. a fully sampled reconstruction);
+    either may come with ``parameter_maps/<name>`` ``(S, Y, X)``.
     """
     p = Path(path)
     if not p.exists():
@@ -97,9 +106,15 @@ def load_reference(path: str | os.PathLike) -> Reference:
                     f"reference {p} has neither an 'image' (data_tools truth) nor a 'reconstruction' "
                     "(mridip output) dataset"
                 )
+            maps = {k: np.asarray(f["parameter_maps"][k][()], dtype=np.float64) for k in f.get("parameter_maps", {})}
     except OSError as exc:
         raise InputFileError(f"reference {p} is not a readable HDF5 file: {exc}") from exc
-    return Reference(_as_stt(img, "reference"), regions, str(p))
+    for k, m in maps.items():
+        if m.ndim == 2:
+            maps[k] = m = m[None]
+        if m.ndim != 3:
+            raise InputFileError(f"reference {p}: parameter_maps/{k} must be (S, Y, X), got shape {m.shape}")
+    return Reference(_as_stt(img, "reference"), regions, str(p), maps)
 
 
 def _centre_crop(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -185,7 +200,8 @@ def compare(
     -------
     list of dict
         One row per protocol: method, protocol, PSNR / SSIM / NRMSE (whole and region),
-        seconds, iterations, stop reason, device.
+        seconds, iterations, stop reason, device; with reference and method T2 maps also
+        ``t2_mae_ms``, ``t2_mape`` (%) and ``t2_bias_ms``.
     """
     from mridip import metrics, viz
     from mridip.coils import estimate_maps
@@ -233,7 +249,7 @@ def compare(
                 return math.nan
             return metrics.psnr(_centre_crop(x.detach().cpu().numpy(), ref.image.shape[-2:]), ref.image[s])
 
-    rows, images = [], {}
+    rows, images, t2_maps = [], {}, {}
     for pr in protos:
         target = out / f"{pr.name}.h5"
         rec = reusable(target, pr, seed, provenance) if resume else None
@@ -269,6 +285,11 @@ def compare(
                 row.update({f"psnr_{region}": inr["psnr"], f"ssim_{region}": inr["ssim"], f"nrmse_{region}": inr["nrmse"]})
             images[pr.name] = img_c[0]
             row.update(oracle_summary(rec.log))
+            if "T2" in ref.maps and "T2" in rec.parameter_maps:
+                t2 = _centre_crop(np.asarray(rec.parameter_maps["T2"]), ref.maps["T2"].shape[-2:])
+                err = metrics.map_errors(t2, ref.maps["T2"], None if reg is None else reg[:, 0])
+                row.update({"t2_mae_ms": err["mae"], "t2_mape": err["mape"], "t2_bias_ms": err["bias"]})
+                t2_maps[pr.name] = t2[0]
         else:
             images[pr.name] = img[0]
         rows.append(row)
@@ -284,6 +305,9 @@ def compare(
     if ref is not None:
         viz.save_error_maps(images, ref.image[0], out / "errors.png",
                             frame=0, mask=None)
+    if t2_maps:
+        viz.save_parameter_maps(t2_maps, ref.maps["T2"][0], out / "maps.png",
+                                mask=None if reg is None else reg[0, 0])
     write_table(rows, out, region=region if reg is not None else None, reference=ref)
     if echo:
         print(format_table(rows, region if reg is not None else None))
@@ -355,6 +379,8 @@ def _columns(rows: list[dict], region: str | None) -> list[str]:
     cols += ["seconds", "iterations", "stop_reason", "device"]
     if any("oracle_psnr" in r for r in rows):
         cols += ["oracle_psnr", "oracle_iteration"]
+    if any("t2_mae_ms" in r for r in rows):
+        cols += ["t2_mae_ms", "t2_mape", "t2_bias_ms"]
     return cols
 
 
@@ -390,7 +416,12 @@ def write_table(rows: list[dict], out: Path, *, region: str | None, reference: R
         + ("`oracle_psnr`: the best PSNR among a generator's validated iterates (at `oracle_iteration`), "
            "measured against the reference for diagnosis only; the image and the PSNR reported are "
            "the held-out choice.\n\n" if any("oracle_psnr" in r for r in rows) else "")
+        + ("`t2_*`: errors of the T2 map against the reference's, in ms (mape in %), no scaling"
+           + (f", inside the {region} region" if region else ", where the reference T2 > 0")
+           + "; a generator's own maps or a pixel-wise fit of the method's images (`[mapping]`).\n\n"
+           if any("t2_mae_ms" in r for r in rows) else "")
         + "Figures: `frames.png`, `xt_profile.png`" + (", `errors.png`" if reference is not None else "")
+        + (", `maps.png`" if any("t2_mae_ms" in r for r in rows) else "")
         + ", one GIF per method.\n"
     )
     (out / "results.md").write_text(text)

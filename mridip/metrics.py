@@ -133,3 +133,40 @@ def evaluate(recon, reference, mask=None) -> dict[str, float]:
         "ssim": ssim(recon, reference, mask),
         "nrmse": nrmse(recon, reference, mask),
     }
+
+
+def map_errors(estimate, reference, mask=None) -> dict[str, float]:
+    """Errors of a quantitative parameter map in its physical units (no scaling).
+
+    Unlike the image metrics above, a parameter map (T2 in ms) has absolute units, so it
+    is compared as it is: mean absolute error ``mean |est - ref|``, mean absolute
+    percentage error ``100 mean |est - ref| / ref`` and bias ``mean (est - ref)``, over
+    the region (default: where the reference is > 0).
+
+    Parameters
+    ----------
+    estimate, reference : array or tensor
+        real ``(Y, X)`` or ``(S, Y, X)`` maps of the same shape and unit.
+    mask : array, optional
+        bool, same shape: the pixels to score (intersected with ``reference > 0``).
+
+    Returns
+    -------
+    dict
+        ``{"mae": ..., "mape": ..., "bias": ...}`` (mae and bias in the map's unit, mape in %).
+    """
+    est = np.asarray(estimate.detach().cpu() if isinstance(estimate, torch.Tensor) else estimate, dtype=np.float64)
+    ref = np.asarray(reference.detach().cpu() if isinstance(reference, torch.Tensor) else reference, dtype=np.float64)
+    if est.shape != ref.shape or np.iscomplexobj(estimate) or np.iscomplexobj(reference):
+        raise ShapeError(f"map_errors: maps must be real and of one shape, got {est.shape} and {ref.shape}")
+    sel = ref > 0
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != ref.shape:
+            raise ShapeError(f"map_errors: mask {m.shape} and maps {ref.shape} differ in shape")
+        sel &= m
+    if not sel.any():
+        raise ShapeError("map_errors: the region holds no pixel with a positive reference value")
+    d = est[sel] - ref[sel]
+    return {"mae": float(np.abs(d).mean()), "mape": float(100.0 * np.mean(np.abs(d) / ref[sel])),
+            "bias": float(d.mean())}

@@ -2,7 +2,7 @@
 
 A protocol is a file path or the name of a built-in protocol (``protocols/NAME.toml``)::
 
-    method = "tddip"                 # a generator (dip, convdecoder, tddip, gip) or a baseline
+    method = "tddip"                 # a generator (dip, convdecoder, tddip, gip, dip-mapping) or a baseline
     description = "..."
 
     [data]                           # preprocessing
@@ -17,6 +17,8 @@ A protocol is a file path or the name of a built-in protocol (``protocols/NAME.t
     [fit]                            # fitting loop options (mridip.recon.fit.FitConfig)
     [baseline]                       # compressed-sensing options (mridip.recon.baselines)
     [stages]                         # staged schedules (graph image prior: mridip.recon.gip)
+    [mapping]                        # parameter mapping (mridip.recon.mapping)
+    model = "t2"                     # signal model; "" (default): images only, no maps
 
 Every key is validated: an unknown key or a wrong type raises
 :class:`~mridip.errors.ProtocolError` naming the key and the allowed ones. Overrides use
@@ -41,15 +43,23 @@ else:  # pragma: no cover
 
 PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocols"
 
-GENERATOR_METHODS = ("dip", "convdecoder", "tddip", "gip")
+GENERATOR_METHODS = ("dip", "convdecoder", "tddip", "gip", "dip-mapping")
 
 _TOP_KEYS = {"method": str, "description": str}
-_SECTIONS = ("data", "coils", "model", "fit", "baseline", "stages")
+_SECTIONS = ("data", "coils", "model", "fit", "baseline", "stages", "mapping")
 _DATA_SCHEMA: dict[str, Any] = {
     "prewhiten": True,
     "coil_compression": 0,
     "spokes_per_frame": 0,
     "slices": "all",
+}
+#: [mapping]: the signal model that turns a method's contrast images into parameter maps
+#: (mridip.operators.signal); echo times come from the file header unless given here (ms)
+_MAPPING_SCHEMA: dict[str, Any] = {
+    "model": "",
+    "echo_times_ms": [],
+    "t2_min_ms": 5.0,
+    "t2_max_ms": 2000.0,
 }
 _COILS_SCHEMA: dict[str, Any] = {
     "method": "espirit",
@@ -172,8 +182,8 @@ class Protocol:
     name : str
         File stem or built-in name.
     method : str
-        Generator (``dip``, ``convdecoder``, ``tddip``, ``gip``) or baseline name.
-    data, coils, model, baseline, stages : dict
+        Generator (``dip``, ``convdecoder``, ``tddip``, ``gip``, ``dip-mapping``) or baseline name.
+    data, coils, model, baseline, stages, mapping : dict
         Validated options (only the keys given; defaults live in the code they configure).
     fit : dict
         Options of :class:`mridip.recon.fit.FitConfig`.
@@ -190,6 +200,7 @@ class Protocol:
     fit: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, Any] = field(default_factory=dict)
+    mapping: dict[str, Any] = field(default_factory=dict)
     text: str = ""
 
     @property
@@ -201,7 +212,7 @@ class Protocol:
         table = getattr(self, section)
         if key in table:
             return table[key]
-        schema = {"data": _DATA_SCHEMA, "coils": _COILS_SCHEMA}.get(section, {})
+        schema = {"data": _DATA_SCHEMA, "coils": _COILS_SCHEMA, "mapping": _MAPPING_SCHEMA}.get(section, {})
         return schema.get(key, default)
 
     def fit_config(self, **changes):
@@ -301,7 +312,7 @@ def load_protocol(protocol: str | Path | dict, overrides: list[str] | dict[str, 
     gens, bases = _generator_factories(), _baseline_methods()
     if method not in gens and method not in bases:
         raise ProtocolError(f"unknown method {method!r}; methods: {', '.join(available_methods())}")
-    model_schema, _ = _defaults_of(gens[method], ("num_frames", "image_shape")) if method in gens else ({}, set())
+    model_schema, _ = _defaults_of(gens[method], ("num_frames", "image_shape", "signal")) if method in gens else ({}, set())
     base_schema, required = _defaults_of(bases[method], ("A", "y")) if method in bases else ({}, set())
     if method in bases and "lam" in base_schema:
         base_schema = {**base_schema, "tune": False, "tune_values": [0.0]}
@@ -324,11 +335,32 @@ def load_protocol(protocol: str | Path | dict, overrides: list[str] | dict[str, 
         fit=_check_table(doc.get("fit", {}), _fit_schema() if method in gens else {}, "fit"),
         baseline=_check_table(doc.get("baseline", {}), base_schema, "baseline"),
         stages=_check_table(doc.get("stages", {}), stage_schema, "stages"),
+        mapping=_check_table(doc.get("mapping", {}), _MAPPING_SCHEMA, "mapping"),
     )
+    _check_mapping(proto)
     if proto.is_generator:
         proto.fit_config()  # validates values, not only types
     proto.text = dumps(doc)
     return proto
+
+
+def _check_mapping(proto: Protocol) -> None:
+    """Values of [mapping] (types are checked by the schema)."""
+    from mridip.operators.signal import SIGNAL_MODELS
+
+    model = proto.option("mapping", "model")
+    if model and model not in SIGNAL_MODELS:
+        raise ProtocolError(f"unknown mapping.model {model!r}; signal models: {', '.join(SIGNAL_MODELS)} "
+                            "(or \"\" for no parameter maps)")
+    if proto.method == "dip-mapping" and not model:
+        raise ProtocolError("method 'dip-mapping' generates parameter maps: set mapping.model "
+                            f"(one of {', '.join(SIGNAL_MODELS)})")
+    te = proto.option("mapping", "echo_times_ms")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in te):
+        raise ProtocolError(f"mapping.echo_times_ms must be a list of numbers (ms), got {te!r}")
+    lo, hi = proto.option("mapping", "t2_min_ms"), proto.option("mapping", "t2_max_ms")
+    if not 0 < lo < hi:
+        raise ProtocolError(f"need 0 < mapping.t2_min_ms < mapping.t2_max_ms, got {lo} and {hi}")
 
 
 def _toml_value(v: Any) -> str:

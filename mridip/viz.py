@@ -16,7 +16,7 @@ import numpy as np
 
 from mridip.errors import ShapeError
 
-__all__ = ["save_frame_grid", "save_cine_gif", "save_xt_profile", "save_error_maps"]
+__all__ = ["save_frame_grid", "save_cine_gif", "save_xt_profile", "save_error_maps", "save_parameter_maps"]
 
 #: Robust display maximum: this percentile of the magnitude, so one hot pixel does not
 #: darken the whole figure.
@@ -264,6 +264,16 @@ def _scaled(recon, reference, mask=None):
     return prepare(recon, reference, mask)
 
 
+def _reference_and_error_grid(n: int):
+    """Figure with 2 x (n + 1) bare panels: reference column first, images on top, errors below."""
+    fig = _figure(1.0 + 2.0 * (n + 1), 4.4)
+    axes = fig.subplots(2, n + 1, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig, axes
+
+
 def save_error_maps(
     images_by_name,
     reference,
@@ -309,12 +319,7 @@ def save_error_maps(
     ref_mag = _magnitude(reference, "reference")
     if not 0 <= frame < ref_mag.shape[0]:
         raise ShapeError(f"frame {frame} is outside the reference's {ref_mag.shape[0]} frames")
-    n = len(series)
-    fig = _figure(1.0 + 2.0 * (n + 1), 4.4)
-    axes = fig.subplots(2, n + 1, squeeze=False)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+    fig, axes = _reference_and_error_grid(len(series))
     ref_scaled = None
     for i, (name, rec) in enumerate(series.items(), start=1):
         x, ref, _ = _scaled(rec, ref_mag, mask)
@@ -333,6 +338,67 @@ def save_error_maps(
     cax = fig.add_axes([0.92, 0.05, 0.015, 0.38])
     fig.colorbar(im, cax=cax)
     cax.tick_params(labelsize=7)
+    out = _prepare_path(path)
+    fig.savefig(out, dpi=110, format="png")
+    return out
+
+
+def save_parameter_maps(maps_by_name, reference, path, *, name: str = "T2", unit: str = "ms",
+                        vmax: float | None = None, mask=None) -> str:
+    """Save a quantitative map of each method beside the reference, with error maps (PNG).
+
+    Maps are shown in their physical unit on one colour scale (no scaling: a T2 map in ms
+    is compared as it is); the bottom row shows ``|est - ref|`` on a scale of 25 % of
+    ``vmax``, titled with the mean absolute error inside ``mask`` (default: where the
+    reference is > 0).
+
+    Parameters
+    ----------
+    maps_by_name : dict of str -> array
+        real ``(Y, X)`` maps.
+    reference : array
+        real ``(Y, X)`` reference map.
+    path : str or path-like
+        Output PNG path.
+    name, unit : str
+        Parameter name and unit for the titles.
+    vmax : float, optional
+        Top of the colour scale (default: the reference's 99th percentile inside the mask).
+    mask : array, optional
+        bool ``(Y, X)``: pixels to score and to scale by.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    if ref.ndim != 2:
+        raise ShapeError(f"reference map must be (Y, X), got {ref.shape}")
+    sel = ref > 0 if mask is None else (np.asarray(mask, dtype=bool) & (ref > 0))
+    if vmax is None:
+        vmax = float(np.percentile(ref[sel], 99)) if sel.any() else float(ref.max() or 1.0)
+    fig, axes = _reference_and_error_grid(len(maps_by_name))
+    im = axes[0, 0].imshow(ref, cmap="magma", vmin=0.0, vmax=vmax, interpolation="nearest")
+    axes[0, 0].set_title(f"reference {name}", fontsize=9)
+    axes[1, 0].axis("off")
+    err_im = None
+    for i, (label, m) in enumerate(maps_by_name.items(), start=1):
+        m = np.asarray(m, dtype=np.float64)
+        if m.shape != ref.shape:
+            raise ShapeError(f"map {label!r} has shape {m.shape}, the reference {ref.shape}")
+        err = np.abs(m - ref) * sel
+        mae = float(err[sel].mean()) if sel.any() else float("nan")
+        axes[0, i].imshow(m, cmap="magma", vmin=0.0, vmax=vmax, interpolation="nearest")
+        axes[0, i].set_title(label, fontsize=9)
+        err_im = axes[1, i].imshow(err, cmap="inferno", vmin=0.0, vmax=0.25 * vmax, interpolation="nearest")
+        axes[1, i].set_title(f"|error|, MAE {mae:.1f} {unit}", fontsize=8)
+    fig.subplots_adjust(left=0.02, right=0.9, top=0.92, bottom=0.03, wspace=0.05, hspace=0.15)
+    for bar_im, box in ((im, [0.92, 0.52, 0.015, 0.38]), (err_im, [0.92, 0.05, 0.015, 0.38])):
+        if bar_im is not None:
+            cax = fig.add_axes(box)
+            fig.colorbar(bar_im, cax=cax).set_label(unit, fontsize=7)
+            cax.tick_params(labelsize=7)
     out = _prepare_path(path)
     fig.savefig(out, dpi=110, format="png")
     return out

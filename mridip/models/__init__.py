@@ -23,6 +23,7 @@ from mridip.models.common import (
     count_parameters,
 )
 from mridip.models.gip import GraphImagePrior
+from mridip.models.mapping import MappingDIP
 from mridip.models.dip import ConvDecoder, DIPGenerator, SkipNet, make_convdecoder, make_dip
 from mridip.models.tddip import (
     TDDIP,
@@ -38,6 +39,7 @@ GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "convdecoder": make_convdecoder,
     "tddip": TDDIP,
     "gip": GraphImagePrior,
+    "dip-mapping": MappingDIP,
 }
 
 
@@ -48,7 +50,8 @@ def generator_options(name: str) -> list[str]:
             f"unknown generator {name!r}: use one of {', '.join(sorted(GENERATORS))}"
         )
     params = inspect.signature(GENERATORS[name]).parameters
-    return [p for p in params if p not in ("self", "num_frames", "image_shape")]
+    # a mapping generator's signal model comes from the data, not from the protocol's [model]
+    return [p for p in params if p not in ("self", "num_frames", "image_shape", "signal")]
 
 
 def build_generator(
@@ -79,6 +82,7 @@ __all__ = [
     "complex_to_channels",
     "count_parameters",
     "GraphImagePrior",
+    "MappingDIP",
     "SkipNet",
     "ConvDecoder",
     "DIPGenerator",

@@ -339,6 +339,7 @@ def fit(
     resume: bool = False,
     description: str = "fit",
     monitor: Callable[[torch.Tensor], float] | None = None,
+    restore_best: bool = False,
 ) -> FitResult:
     """Fit a generator by Adam on ``loss_fn``: the one loop of every generator method.
 
@@ -369,6 +370,11 @@ def fit(
         ``history["monitor"]``. It never influences the fit, the stop or the returned
         iterate; it exists to report how far the ground-truth-free stop is from the
         best iterate on the path (the "oracle").
+    restore_best : bool
+        Keep a copy of the weights of the best validated iterate and load them into
+        ``model`` at the end, so that the model renders the returned image (a generator
+        whose other outputs, e.g. parameter maps, must belong to the returned image).
+        Needs ``stop = "validation"`` and no EMA (an EMA image has no weights).
 
     Returns
     -------
@@ -377,6 +383,9 @@ def fit(
     cfg = config
     if cfg.stop == "validation" and validate is None:
         raise ProtocolError("fit: stop = 'validation' needs a validation function (held-out k-space)")
+    if restore_best and (cfg.stop != "validation" or cfg.ema > 0):
+        raise ProtocolError("this method returns the weights of its best validated iterate: it needs "
+                            "fit.stop = 'validation' and fit.ema = 0")
     T = int(model.num_frames)
     batch = T if cfg.frames_per_step in (0, None) or cfg.frames_per_step >= T else int(cfg.frames_per_step)
     device = next(model.parameters()).device
@@ -392,6 +401,7 @@ def fit(
     best_val = math.inf
     best_it = 0
     best_img: torch.Tensor | None = None
+    best_state: dict[str, torch.Tensor] | None = None
     ema_img: torch.Tensor | None = None
     since_best = 0
     hist: dict[str, list[float]] = {"iteration": [], "loss": [], "val_loss": [], "seconds": []}
@@ -411,6 +421,10 @@ def fit(
         _set_rng_state(ck["rng"], frame_gen)
         it0, best_val, best_it, since_best = ck["iteration"], ck["best_val"], ck["best_it"], ck["since_best"]
         best_img, ema_img, hist, perm = ck["best_img"], ck["ema_img"], ck["history"], ck["perm"]
+        best_state = ck.get("best_state") if restore_best else None
+        if restore_best and best_state is None and best_img is not None:
+            raise InputFileError(f"checkpoint {checkpoint} holds no weights of its best iterate (written "
+                                 "without restore_best); remove it to start this fit afresh")
         if monitor is not None and "monitor" not in hist:  # checkpoint written without a monitor
             hist["monitor"] = [math.nan] * len(hist["iteration"])
         elif monitor is None:
@@ -425,6 +439,7 @@ def fit(
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "rng": _rng_state(frame_gen), "iteration": it, "best_val": best_val, "best_it": best_it,
             "since_best": since_best, "best_img": best_img, "ema_img": ema_img, "history": hist,
+            "best_state": best_state,
             "perm": perm, "step_seconds": step_seconds, "num_frames": T, "config": asdict(cfg),
             "elapsed": resumed_seconds + time.perf_counter() - t_start,
         }
@@ -481,6 +496,8 @@ def fit(
                 if cfg.stop == "validation":
                     if val_loss < best_val * (1 - cfg.min_delta) or best_img is None:
                         best_val, best_it, best_img, since_best = val_loss, it, img.detach().clone(), 0
+                        if restore_best:
+                            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     else:
                         since_best += cfg.val_every
             if monitor is not None:
@@ -510,6 +527,8 @@ def fit(
 
     if cfg.stop == "validation" and best_img is not None:
         image, returned_it = best_img, best_it
+        if best_state is not None:
+            model.load_state_dict(best_state)
     else:
         image = ema_img if (cfg.ema > 0 and ema_img is not None) else _render(model, T, batch, device)
         returned_it = it

@@ -95,13 +95,20 @@ MethodResult = tuple[torch.Tensor, dict]
 
 def run_generator(problem: SliceProblem, proto: Protocol, *, seed: int, checkpoint: str | None = None,
                   resume: bool = False, progress: bool = True, description: str = "",
-                  monitor: Callable[[torch.Tensor], float] | None = None) -> MethodResult:
+                  monitor: Callable[[torch.Tensor], float] | None = None,
+                  build: Callable[..., torch.nn.Module] | None = None,
+                  restore_best: bool = False) -> MethodResult:
     """Fit the protocol's generator to one slice through the one fitting loop.
 
     The k-space is divided by the 99th magnitude percentile of a quick CG-SENSE image
     (10 iterations) so that the generator's output has magnitude ~1 on every file and one
     learning rate transfers; the result is multiplied back. ``monitor`` (diagnostic only,
     see :func:`mridip.recon.fit.fit`) receives the ``(T, Y, X)`` image in the data's units.
+
+    ``build(T, (Y, X), **options)`` replaces :func:`mridip.models.build_generator` for
+    generators that need more than the protocol's ``[model]`` (a mapping generator's
+    signal model); ``restore_best`` leaves the model at its returned iterate
+    (:func:`mridip.recon.fit.fit`), which ``info["model"]`` then holds.
     """
     from mridip.models import build_generator, generator_options
     from mridip.recon.baselines import cg_sense
@@ -113,11 +120,15 @@ def run_generator(problem: SliceProblem, proto: Protocol, *, seed: int, checkpoi
     T, ny, nx = A.ishape
     torch.manual_seed(seed)
     options = {**proto.model, "seed": seed} if "seed" in generator_options(proto.method) else dict(proto.model)
-    model = build_generator(proto.method, T, (ny, nx), **options).to(y.device)
+    if build is None:
+        model = build_generator(proto.method, T, (ny, nx), **options)
+    else:
+        model = build(T, (ny, nx), **options)
+    model = model.to(y.device)
     cfg = proto.fit_config(seed=seed, progress=progress)
     mon = None if monitor is None else (lambda x: monitor(x * scale))
     res = fit_kspace(model, A, y / scale, cfg, checkpoint=checkpoint, resume=resume, description=description,
-                     monitor=mon)
+                     monitor=mon, restore_best=restore_best)
     info = {
         "iterations": res.iterations,
         "best_iteration": res.best_iteration,
@@ -129,6 +140,8 @@ def run_generator(problem: SliceProblem, proto: Protocol, *, seed: int, checkpoi
         "history": res.history,
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }
+    if restore_best:
+        info["model"] = model
     return res.image * scale, info
 
 
@@ -167,9 +180,15 @@ def _run_gip(*args, **kwargs) -> MethodResult:
     return run_gip(*args, **kwargs)
 
 
-#: Methods with their own schedule (still on the one fitting loop); others use
+def _run_mapping(*args, **kwargs) -> MethodResult:
+    from mridip.recon.mapping import run_mapping
+
+    return run_mapping(*args, **kwargs)
+
+
+#: Methods with their own schedule or inputs (still on the one fitting loop); others use
 #: run_generator or run_baseline.
-RUNNERS: dict[str, Callable[..., MethodResult]] = {"gip": _run_gip}
+RUNNERS: dict[str, Callable[..., MethodResult]] = {"gip": _run_gip, "dip-mapping": _run_mapping}
 
 
 def _runner(proto: Protocol) -> Callable[..., MethodResult]:
@@ -227,7 +246,10 @@ def reconstruct(
     -------
     Reconstruction
         ``image`` complex64 ``(S, T, Y, X)`` in the units of the (prewhitened) data, zero
-        outside the coil maps' valid region.
+        outside the coil maps' valid region. With a ``[mapping]`` model, also
+        ``parameter_maps`` float32 ``(S, Y, X)`` each (``M0`` in the image's units, ``T2``
+        in ms; zero outside the valid region): a mapping generator's own maps, or for any
+        other method a pixel-wise fit of its images (:mod:`mridip.recon.mapping`).
     """
     from mridip.io import load_raw
 
@@ -267,6 +289,10 @@ def reconstruct(
         # no coil sees pixels outside the maps' valid region: the data say nothing there, and a
         # generator's output there is arbitrary. Every method's image is zero there alike.
         x = x * problem.valid.to(x.device)
+        if proto.option("mapping", "model"):
+            from mridip.recon.mapping import slice_parameter_maps
+
+            info["parameter_maps"], info["parameter_maps_source"] = slice_parameter_maps(x, info, problem, proto)
         images.append(x.detach().to("cpu", torch.complex64).numpy())
         infos.append(info)
     image = np.stack(images, 0)
@@ -307,7 +333,12 @@ def reconstruct(
     reference = None
     if raw.reference is not None:
         reference = np.asarray(raw.reference)[slices]
-    return Reconstruction(image=image, method=proto.method, attrs=attrs, reference=reference, log=log)
+    parameter_maps = {}
+    if infos and "parameter_maps" in infos[0]:
+        parameter_maps = {k: np.stack([i["parameter_maps"][k] for i in infos]) for k in infos[0]["parameter_maps"]}
+        attrs["parameter_maps_source"] = infos[0].get("parameter_maps_source", "")
+    return Reconstruction(image=image, method=proto.method, attrs=attrs, reference=reference, log=log,
+                          parameter_maps=parameter_maps)
 
 
 def checkpoint_stem(output: str | os.PathLike) -> str:

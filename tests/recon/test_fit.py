@@ -104,6 +104,26 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert res.seconds > res.resumed_seconds
 
 
+def test_resume_keeps_the_best_weights_for_restore_best(tmp_path):
+    A, y, _ = _problem(noise=0.05)
+    cfg = dict(lr=3e-3, holdout=0.1, patience=1000, val_every=5, progress=False, checkpoint_every=10, seed=4)
+    ref_model = _model(seed=1)
+    ref = fit_kspace(ref_model, A, y, FitConfig(iterations=30, **cfg), restore_best=True)
+    ck = tmp_path / "fit.pt"
+    fit_kspace(_model(seed=1), A, y, FitConfig(iterations=20, **cfg), checkpoint=ck, restore_best=True)
+    model = _model(seed=7)
+    res = fit_kspace(model, A, y, FitConfig(iterations=30, **cfg), checkpoint=ck, resume=True, restore_best=True)
+    assert res.best_iteration == ref.best_iteration
+    for (name, a), b in zip(model.state_dict().items(), ref_model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=0), name
+    # a checkpoint written without the best weights cannot give them back
+    plain = tmp_path / "plain.pt"
+    fit_kspace(_model(seed=1), A, y, FitConfig(iterations=20, **cfg), checkpoint=plain)
+    with pytest.raises(InputFileError, match="holds no weights of its best iterate"):
+        fit_kspace(_model(seed=1), A, y, FitConfig(iterations=30, **cfg), checkpoint=plain, resume=True,
+                   restore_best=True)
+
+
 def test_resume_from_a_foreign_or_broken_checkpoint_is_one_clear_error(tmp_path):
     A, y, _ = _problem(noise=0.05)
     cfg = FitConfig(iterations=10, lr=3e-3, holdout=0.1, val_every=5, progress=False, checkpoint_every=5)
