@@ -2,15 +2,15 @@
 # mridip's GPU checks for the lent machine (docs/benchmarks.md, "GPU"). Run from the repository
 # root there, with .whl/ from docs/scripts/gpu_wheels.sh carried:
 #   bash docs/scripts/gpu_check.sh [PART ...]
-# PART: checks (bench + CUDA tests), tddip, gip (TDDIP / GIP on the 128 x 128 Cartesian cine);
-# default all three in that order. The device tool allows 600 s per command, so a short budget
+# PART: checks (bench + CUDA tests), tddip, gip (TDDIP / GIP on the 128 x 128 Cartesian cine),
+# t2map (dip-t2-mapping on the 128 x 128 brain, 8 echoes, R = 4); default all four in that order. The device tool allows 600 s per command, so a short budget
 # runs the parts as separate calls while the machine is warm (e.g. `checks tddip`, then `gip`).
 # Results go to $OUT (the device tool's folder; ./gpu-out elsewhere). FIT_SECONDS caps the
 # fit of each protocol (default 360 s); a protocol cut by it leaves no table, only its log.
 set -u -o pipefail
-[ $# -gt 0 ] || set -- checks tddip gip
+[ $# -gt 0 ] || set -- checks tddip gip t2map
 for part in "$@"; do
-  case $part in checks|tddip|gip) ;; *) echo "gpu_check.sh: unknown part '$part'; parts: checks, tddip, gip" >&2; exit 2 ;; esac
+  case $part in checks|tddip|gip|t2map) ;; *) echo "gpu_check.sh: unknown part '$part'; parts: checks, tddip, gip, t2map" >&2; exit 2 ;; esac
 done
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -43,9 +43,21 @@ fit() {  # one protocol on the 128 x 128 x 20 Cartesian cine (simulated once per
   tail -c 2000 "$OUT/compare_$proto.txt"
 }
 
+t2map() {  # T2 mapping on the brain phantom of docs/results.md, "T2 mapping"
+  echo "== dip-t2-mapping, 128 x 128, 8 echoes"; date
+  [ -f /tmp/t2/t2_mapping.h5 ] || python3 -m mridip simulate -o /tmp/t2 --kind t2map --coils 8 --acceleration 4 > /dev/null
+  timeout "${FIT_SECONDS:-360}" python3 -m mridip compare /tmp/t2/t2_mapping.h5 -p dip-t2-mapping -q \
+    --reference /tmp/t2/t2_mapping_truth.h5 --region brain -o /tmp/cmp-t2 --device cuda ${FIT_SET:-} \
+    > "$OUT/compare_t2map.txt" 2>&1
+  echo "t2map: exit $?"; date
+  cp /tmp/cmp-t2/results.md "$OUT/results_t2map.md" 2>/dev/null && cat "$OUT/results_t2map.md"
+  tail -c 2000 "$OUT/compare_t2map.txt"
+}
+
 for part in "$@"; do
   case $part in
     checks) checks ;;
+    t2map) t2map ;;
     tddip) fit tddip-cartesian-cine ;;
     gip) fit gip-cartesian-cine ;;
   esac
