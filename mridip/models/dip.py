@@ -428,8 +428,7 @@ class DIPGenerator(nn.Module):
 
         yz, xz = net.input_size(self.image_shape)
         if input_kind == "noise":
-            g = local_generator(seed)
-            z = torch.rand((self.num_frames, cin, yz, xz), generator=g) * self.input_scale
+            z = noise_input((self.num_frames, cin, yz, xz), seed, self.input_scale)
         else:
             if cin != 2 or self.num_frames != 1:
                 raise ProtocolError(
@@ -462,6 +461,28 @@ def _frames_and_shape(num_frames, image_shape, factory: str) -> tuple[int, tuple
     return check_num_frames(num_frames), check_image_shape(image_shape)
 
 
+def noise_input(shape: tuple[int, ...], seed: int, scale: float) -> torch.Tensor:
+    """The fixed random input of a DIP: ``U[0, 1) * scale`` of ``shape``, from a local seeded RNG."""
+    return torch.rand(shape, generator=local_generator(seed)) * scale
+
+
+def skip_net(out_channels: int, *, scales: int, channels: int, skip_channels: int, input_channels: int,
+             upsample_mode: str, norm: str) -> SkipNet:
+    """:class:`SkipNet` with ``scales`` equal scales of ``channels`` down/up and ``skip_channels``
+    skip channels (the shape every DIP protocol gives), ``out_channels`` outputs."""
+    if scales < 1:
+        raise ProtocolError(f"scales must be >= 1; got {scales}")
+    return SkipNet(
+        in_channels=input_channels,
+        out_channels=out_channels,
+        channels_down=(channels,) * scales,
+        channels_up=(channels,) * scales,
+        channels_skip=(skip_channels,) * scales,
+        upsample_mode=upsample_mode,
+        norm=norm,
+    )
+
+
 def make_dip(
     num_frames: int = 1,
     image_shape: tuple[int, int] | None = None,
@@ -485,17 +506,9 @@ def make_dip(
     Returns a generator ``(B,) -> (B, Y, X)`` complex64.
     """
     num_frames, image_shape = _frames_and_shape(num_frames, image_shape, "make_dip")
-    if scales < 1:
-        raise ProtocolError(f"scales must be >= 1; got {scales}")
-    net = SkipNet(
-        in_channels=input_channels,
-        out_channels=2 if coil_images is None else 2 * int(coil_images),
-        channels_down=(channels,) * scales,
-        channels_up=(channels,) * scales,
-        channels_skip=(skip_channels,) * scales,
-        upsample_mode=upsample_mode,
-        norm=norm,
-    )
+    net = skip_net(2 if coil_images is None else 2 * int(coil_images), scales=scales, channels=channels,
+                   skip_channels=skip_channels, input_channels=input_channels, upsample_mode=upsample_mode,
+                   norm=norm)
     return DIPGenerator(
         net, image_shape=image_shape, num_frames=num_frames, input_scale=input_scale,
         reg_noise_std=reg_noise_std, seed=seed, input_kind=input_kind, coil_images=coil_images,

@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from mridip.errors import ProtocolError
-from mridip.models.common import center_crop, check_frames, check_image_shape, check_num_frames, local_generator
-from mridip.models.dip import SkipNet
+from mridip.models.common import center_crop, check_frames, check_image_shape, check_num_frames
+from mridip.models.dip import noise_input, skip_net
 from mridip.operators.signal import T2Decay
 
 
@@ -91,25 +91,21 @@ class MappingDIP(nn.Module):
         if signal.num_contrasts != self.num_frames:
             raise ProtocolError(f"the data have {self.num_frames} frames but the signal model has "
                                 f"{signal.num_contrasts} echo times")
-        if scales < 1:
-            raise ProtocolError(f"scales must be >= 1; got {scales}")
         if reg_noise_std < 0:
             raise ProtocolError(f"reg_noise_std must be >= 0; got {reg_noise_std}")
         if not signal.t2_min < float(t2_init_ms) < signal.t2_max:
             raise ProtocolError(f"model.t2_init_ms = {t2_init_ms} must lie inside the T2 range "
                                 f"({signal.t2_min}, {signal.t2_max}) ms of [mapping]")
         self.signal = signal
-        self.net = SkipNet(in_channels=input_channels, out_channels=3, channels_down=(channels,) * scales,
-                           channels_up=(channels,) * scales, channels_skip=(skip_channels,) * scales,
-                           upsample_mode=upsample_mode, norm=norm)
+        self.net = skip_net(3, scales=scales, channels=channels, skip_channels=skip_channels,
+                            input_channels=input_channels, upsample_mode=upsample_mode, norm=norm)
         self.reg_noise_std = float(reg_noise_std)
         self.seed = seed
         self._log_lo, self._log_hi = math.log(signal.t2_min), math.log(signal.t2_max)
         frac = (math.log(t2_init_ms) - self._log_lo) / (self._log_hi - self._log_lo)
         self._u0 = math.log(frac / (1.0 - frac))
         yz, xz = self.net.input_size(self.image_shape)
-        z = torch.rand((1, int(input_channels), yz, xz), generator=local_generator(seed)) * float(input_scale)
-        self.register_buffer("z", z)
+        self.register_buffer("z", noise_input((1, int(input_channels), yz, xz), seed, float(input_scale)))
 
     def maps(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(M0, T2)``: complex64 ``(Y, X)`` and float32 ``(Y, X)`` in ms."""

@@ -53,8 +53,8 @@ def test_dip_mapping_beats_reconstruct_then_fit(t2file):
     # R = 3 per echo with a different mask per echo: CG-SENSE solves each echo alone and its noise
     # goes into the pixel-wise fit; generated maps fit all echoes' k-space jointly through the
     # signal model under the network's spatial prior and must remove a clear part of that error
-    # (measured: 5.5 against 7.3 ms)
-    assert e_dip["mae"] < 0.85 * e_cg["mae"], (e_dip, e_cg)
+    # (measured: 5.5 against 7.3 ms, a ratio of 0.76)
+    assert e_dip["mae"] < 0.8 * e_cg["mae"], (e_dip, e_cg)
     # and close in absolute terms: brain T2 spans about 60-150 ms
     assert e_dip["mape"] < 15.0, e_dip
 
