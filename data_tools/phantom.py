@@ -946,11 +946,74 @@ _FILE_NAMES = {
     "cartesian": "cartesian_cine.h5",
     "fastmri": "fastmri_multislice.h5",
     "t2map": "t2_mapping.h5",
+    "grappa": "grappa.h5",
 }
 # a brain field of view (one normalised unit = 128 mm) and the scanner of the T2 phantom
 _T2MAP_FOV_MM = (256.0, 256.0, 5.0)
 _T2MAP_FIELD_T = 3.0
 _T2MAP_TR_MS = 3000.0  # long TR: a multi-echo spin echo for T2 mapping, little T1 weighting
+
+
+def simulate_grappa_export(
+    path: str | os.PathLike,
+    *,
+    shape: tuple[int, int] = (144, 192),
+    coils: int = 14,
+    acceleration: int = 3,
+    acs_lines: int = 48,
+    phase_resolution: float = 106 / 144,
+    echo_asymmetry: int = 0,
+    snr: float = 40.0,
+    seed: int = 0,
+) -> dict:
+    """A brain slice written as a Siemens GRAPPA export (:func:`~data_tools.writers.write_ismrmrd_grappa_export`).
+
+    The image is the T2 phantom's first spin echo (TE 10 ms) of size ``min(shape)``, centred
+    in a ``shape`` = (Y, X) field of view (the head inside the FOV), under Biot-Savart loop
+    coils; k-space is fully
+    sampled, then written with an R-fold imaging pattern, ``acs_lines`` reference lines,
+    ``round(phase_resolution * Y)`` measured lines with an asymmetric centre (the centre
+    line two lines past the middle of the measured ones, as partial phase resolution on a
+    scanner gives), 2x readout oversampling and a noise scan at twice the dwell time.
+    Complex Gaussian noise with the coils' correlation is added to every sample (the
+    noise scan's samples have the same covariance scaled by the dwell ratio).
+
+    Returns
+    -------
+    dict
+        ``image`` complex64 ``(Y, X)`` truth, ``maps`` complex64 ``(C, Y, X)``,
+        ``kspace`` complex64 ``(C, Y, X)`` noisy fully sampled k-space at recon
+        resolution, ``lines`` (rows of the matrix that were measured), ``path``.
+    """
+    from data_tools.writers import write_ismrmrd_grappa_export
+
+    Y, X = (int(v) for v in shape)
+    n = min(Y, X)
+    ph = t2_mapping_phantom(n, seed=seed)
+    small = t2_echo_images(ph["m0"], ph["t2_ms"], ph["phase"], [10.0])[0]
+    img = np.zeros((Y, X), dtype=np.complex64)  # the head inside the FOV, as a scanner plans it
+    y0, x0 = (Y - n) // 2, (X - n) // 2
+    img[y0 : y0 + n, x0 : x0 + n] = small
+    maps = coil_sensitivities(coils, (Y, X), seed=seed, normalize=True)
+    images, maps = _check_inputs(img[None], maps)
+    rng = np.random.default_rng(seed)
+    cov = noise_covariance(coils, seed=seed)
+    sigma2 = _noise_scale(images, maps, cov, snr, None)
+    k = _fft2c(maps * images[0][None])  # (C, Y, X)
+    if sigma2 > 0:
+        k = k + math.sqrt(sigma2) * _draw_noise(cov, (Y, X), rng)
+    noise = math.sqrt(max(sigma2, 1e-12) * 2.0) * _draw_noise(cov, (4 * 128,), rng)  # 2x dwell: 2x variance
+    n_lines = int(round(phase_resolution * Y))
+    center = n_lines // 2 + 2 if n_lines < Y else n_lines // 2
+    center = min(center, Y // 2)
+    write_ismrmrd_grappa_export(
+        path, k.astype(np.complex64), acceleration=acceleration, acs_lines=acs_lines,
+        lines_acquired=n_lines, center_line=center, echo_asymmetry=echo_asymmetry,
+        noise=noise.astype(np.complex64), noise_samples=128,
+    )
+    first = Y // 2 - center
+    return {"image": images[0], "maps": maps, "kspace": k.astype(np.complex64),
+            "lines": np.arange(first, first + n_lines), "path": os.fspath(path)}
 
 
 def _fastmri_column_mask(nx: int, acceleration: float, rng: np.random.Generator) -> np.ndarray:
@@ -1025,6 +1088,11 @@ def simulate_to_files(
       (:func:`simulate_t2_mapping`). ``frames``, ``spokes_per_frame``, ``slices`` and
       ``respiration`` do not apply.
 
+    - ``"grappa"``: one brain slice (Y = 3 size / 4, X = size) written as a Siemens GRAPPA
+      export (:func:`simulate_grappa_export`): R = ``acceleration`` rounded, Y / 3
+      reference lines flagged 20 / 21, 74 % phase resolution with an asymmetric centre,
+      2x readout oversampling, a noise scan at twice the dwell time.
+
     Beside each raw file ``<name>_truth.h5`` holds ``image`` complex64 ``(S, T, Y, X)``,
     ``roi/<name>`` bool ``(S, T, Y, X)``, ``coil_maps`` complex64 ``(S, C, Y, X)``,
     ``noise_cov`` complex64 ``(C, C)`` and attributes (kind, snr, seed, size, frames,
@@ -1057,6 +1125,17 @@ def simulate_to_files(
         "coils": int(coils), "respiration": bool(respiration),
         "generator": "data_tools.phantom.simulate_to_files",
     }
+
+    if kind == "grappa":
+        shape = (max(8, (3 * size) // 4), size)  # 144 x 192 at size 192, as issue 17's export
+        R = max(1, int(round(acceleration)))
+        sim = simulate_grappa_export(raw_path, shape=shape, coils=coils, acceleration=R,
+                                     acs_lines=max(8, shape[0] // 3), snr=snr, seed=seed)
+        attrs.update(acceleration=float(R), acs_lines=max(8, shape[0] // 3))
+        region = (np.abs(sim["image"]) > 0)[None, None]
+        _write_truth(truth_path, sim["image"][None, None], {"head": region}, sim["maps"][None], attrs,
+                     noise_covariance(coils, seed=seed))
+        return [raw_path, truth_path]
 
     if kind == "t2map":
         if echoes < 2:
@@ -1172,13 +1251,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--kind", choices=sorted(_FILE_NAMES), default="radial",
                    help="radial or Cartesian cine (ISMRMRD), a static multi-slice fastMRI file, "
-                   "or t2map: a multi-echo spin-echo brain T2-mapping scan (ISMRMRD)")
+                   "t2map: a multi-echo spin-echo brain T2-mapping scan (ISMRMRD), or grappa: "
+                   "a brain slice shaped like a Siemens GRAPPA export (ACS lines, noise scan)")
     p.add_argument("--size", type=int, default=128, help="image matrix N (N x N), default 128")
     p.add_argument("--frames", type=int, default=20,
                    help="cardiac frames T, default 20 (ignored for t2map: T = --echoes)")
     p.add_argument("--coils", type=int, default=8, help="receive coils C, default 8")
     p.add_argument("--spokes", type=int, default=13, help="radial spokes per frame, default 13")
-    p.add_argument("--acceleration", type=float, default=8.0, help="R: Cartesian cine and t2map (per frame / echo), fastMRI; default 8")
+    p.add_argument("--acceleration", type=float, default=8.0, help="R: Cartesian cine and t2map (per frame / echo), fastMRI, grappa (rounded); default 8")
     p.add_argument("--snr", type=float, default=30.0, help="image SNR, default 30 (inf: no noise)")
     p.add_argument("--slices", type=int, default=3, help="slices of the fastMRI phantom, default 3")
     p.add_argument("--respiration", action="store_true", help="add respiratory drift")

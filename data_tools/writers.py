@@ -537,3 +537,137 @@ def write_fastmri(
         f.attrs["acquisition"] = "MRIDIP_PHANTOM"
         f.attrs["patient_id"] = ""
     return path
+
+
+def write_ismrmrd_grappa_export(
+    path: str | os.PathLike,
+    kspace,
+    *,
+    acceleration: int = 3,
+    acs_lines: int = 48,
+    lines_acquired: int | None = None,
+    center_line: int | None = None,
+    readout_oversampling: int = 2,
+    echo_asymmetry: int = 0,
+    noise=None,
+    noise_samples: int = 128,
+    noise_dwell_us: float = 2.0 * _DWELL_US,
+    fov_mm: tuple[float, float, float] = (230.0, 172.5, 5.0),
+    field_strength_t: float = 3.0,
+    te_ms: float = 4.9,
+    tr_ms: float = 250.0,
+) -> str:
+    """Write one slice of fully sampled k-space as a Siemens GRAPPA export would hold it.
+
+    What ``siemens_to_ismrmrd`` writes for a 2D GRAPPA scan with integrated reference
+    lines, in the same layout: a noise scan first (its own sample count and dwell time),
+    then a block of reference (ACS) lines flagged parallel calibration only (bit 20), then
+    the imaging lines, every ``acceleration``-th line through the centre; the imaging lines
+    inside the ACS block are flagged calibration-and-imaging (bit 21) and are not repeated
+    in the reference block. Phase resolution below 100 % (``lines_acquired`` < Ky) gives
+    asymmetric ky limits: ``kspace_encode_step_1`` runs 0 .. ``lines_acquired - 1`` with
+    the k-space centre at ``center_line`` (encodingLimits), inside a Ky-line matrix. The
+    readout is ``readout_oversampling`` x oversampled (encodedSpace x), and an asymmetric
+    echo drops the first ``echo_asymmetry`` encoded samples of every line
+    (``number_of_samples`` < encoded x, ``center_sample`` moved accordingly).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Output ``.h5`` (replaced if it exists).
+    kspace : array or tensor
+        complex ``(C, Ky, Kx)`` fully sampled, centred, at recon resolution.
+    acceleration : int
+        GRAPPA factor R of the imaging lines.
+    acs_lines : int
+        Reference lines around the centre (all of them measured, in the ACS block or as
+        imaging lines).
+    lines_acquired, center_line : int, optional
+        ky lines measured (default Ky) and the index of the centre among them (default
+        ``lines_acquired // 2``): line ``e1`` sits at matrix row ``e1 - center_line + Ky // 2``.
+    readout_oversampling : int
+    echo_asymmetry : int
+        Encoded readout samples not acquired at the start of each line (0: full echo).
+    noise : array, optional
+        complex ``(C, N)`` noise at the noise scan's own dwell time, written
+        ``noise_samples`` per acquisition.
+    noise_samples, noise_dwell_us
+        Samples per noise acquisition and the noise scan's dwell time (us); the data's
+        dwell time is ``_DWELL_US``.
+    fov_mm, field_strength_t, te_ms, tr_ms
+        Header facts (mm, T, ms).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    import ismrmrd
+
+    k = _np(kspace)
+    if not np.iscomplexobj(k) or k.ndim != 3:
+        raise ShapeError(f"kspace must be complex (C, Ky, Kx), got {k.dtype} {k.shape}")
+    C, Ky, Kx = k.shape
+    n_lines = int(lines_acquired or Ky)
+    c_line = int(n_lines // 2 if center_line is None else center_line)
+    first_row = Ky // 2 - c_line
+    if first_row < 0 or first_row + n_lines > Ky:
+        raise ShapeError(f"{n_lines} lines with centre {c_line} do not fit a {Ky}-line matrix")
+    os_f = int(readout_oversampling)
+    ex = os_f * Kx
+    R = int(acceleration)
+    xml = _header(
+        trajectory="cartesian",
+        encoded=(ex, Ky, 1),
+        recon=(Kx, Ky, 1),
+        encoded_fov=(os_f * fov_mm[0], fov_mm[1], fov_mm[2]),
+        recon_fov=tuple(fov_mm),
+        limits={
+            "kspace_encoding_step_0": (0, ex - 1, ex // 2),
+            "kspace_encoding_step_1": (0, n_lines - 1, c_line),
+            "kspace_encoding_step_2": (0, 0, 0),
+            "slice": (0, 0, 0),
+            "phase": (0, 0, 0),
+            "repetition": (0, 0, 0),
+            "average": (0, 0, 0),
+            "contrast": (0, 0, 0),
+        },
+        coils=C,
+        field_strength_t=field_strength_t,
+        te_ms=te_ms,
+        tr_ms=tr_ms,
+        acceleration=R,
+    )
+    acs = set(range(c_line - acs_lines // 2, c_line - acs_lines // 2 + acs_lines)) & set(range(n_lines))
+    imaging = [e1 for e1 in range(n_lines) if (e1 - c_line) % R == 0]
+    data = _oversample_readout(k.astype(np.complex64), os_f)  # (C, Ky, ex)
+
+    def line(e1: int, flag: int):
+        y = np.ascontiguousarray(data[:, e1 + first_row, echo_asymmetry:])
+        acq = ismrmrd.Acquisition.from_array(y)
+        acq.idx.kspace_encode_step_1 = int(e1)
+        acq.center_sample = ex // 2 - int(echo_asymmetry)
+        acq.sample_time_us = _DWELL_US
+        acq.read_dir[0] = 1.0
+        acq.phase_dir[1] = 1.0
+        acq.slice_dir[2] = 1.0
+        if flag is not None:
+            acq.set_flag(flag)
+        return acq
+
+    acqs = []
+    if noise is not None:
+        n = _np(noise, np.complex64)
+        if n.ndim != 2 or n.shape[0] != C:
+            raise ShapeError(f"noise must be (C, N) with C = {C} coils, got {n.shape}")
+        for i in range(0, n.shape[1] - noise_samples + 1, noise_samples):
+            acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(n[:, i : i + noise_samples]))
+            acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+            acq.sample_time_us = float(noise_dwell_us)
+            acqs.append(acq)
+    for e1 in sorted(acs - set(imaging)):
+        acqs.append(line(e1, ismrmrd.ACQ_IS_PARALLEL_CALIBRATION))
+    for e1 in imaging:
+        acqs.append(line(e1, ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING if e1 in acs else None))
+    _write(os.fspath(path), xml, acqs, None, tr_ms)
+    return os.fspath(path)

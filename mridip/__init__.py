@@ -5,7 +5,13 @@ Cartesian and radial (NUFFT) multi-coil forward models, compared fairly with
 compressed-sensing baselines.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+# First, before anything imports torch: CPU threads that hold up on shared cores
+# (mridip/threads.py; MRIDIP_THREADS=off turns it off).
+from mridip.threads import apply_thread_policy as _apply_thread_policy
+
+_apply_thread_policy()
+
+from importlib.metadata import PackageNotFoundError, version as _version  # noqa: E402
 
 try:
     __version__ = _version("mridip")

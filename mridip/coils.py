@@ -32,9 +32,10 @@ Methods
     the union of the frames' lines fills the centre); the largest centred fully sampled
     rectangle of that union is the calibration region (ESPIRiT uses at most
     ``calib_width`` of it; Walsh uses all of it, zero-padded to the grid, as low-resolution
-    coil images). Radial: the spokes of all frames are concatenated and gridded per coil
-    with density compensation (:func:`mridip.trajectories.pipe_dcf` or ``ramp_dcf``)
-    through :class:`mridip.operators.radial.RadialSense` with unit maps; ESPIRiT then calibrates
+    coil images). Radial: the spokes of all frames are concatenated and gridded, all coils
+    in one NUFFT call (:func:`mridip.operators.nufft.nufft_adjoint`, finufft where
+    installed), with density compensation (:func:`mridip.trajectories.pipe_dcf` or
+    ``ramp_dcf``); ESPIRiT then calibrates
     on the centre of the gridded k-space, Walsh on the gridded coil images.
 
 k-space convention: the package's centred orthonormal FFT (:mod:`mridip.fft`,
@@ -99,7 +100,7 @@ from mridip.errors import ProtocolError, ShapeError
 from mridip.fft import fft2c, ifft2c
 
 METHODS = ("espirit", "walsh")
-DCF_METHODS = ("pipe", "ramp")
+DCF_METHODS = ("auto", "pipe", "ramp")
 
 _ESPIRIT_OPTIONS = {"calib_width", "kernel_width", "threshold", "crop", "reference_coil"}
 _WALSH_OPTIONS = {"block", "stride", "threshold", "reference_coil"}
@@ -448,23 +449,45 @@ def centre_rectangle(full: torch.Tensor, cap: tuple[int, int] | None) -> tuple[i
 
 
 def _time_averaged_cartesian(raw: RawData) -> tuple[torch.Tensor, torch.Tensor]:
-    """(C, Ky, Kx) k-space averaged over frames where sampled, and the union mask (Ky, Kx)."""
+    """(C, Ky, Kx) k-space averaged over frames where sampled, and the union mask (Ky, Kx).
+
+    Where the slice has calibration (ACS) data (``raw.calibration``), those samples take
+    the place of the frame average: they are the file's own calibration measurement (one
+    contrast, often more lines than any frame), and the fully sampled centre that ESPIRiT
+    and Walsh calibrate on is then the ACS block joined with what the frames sampled.
+    """
     k = raw.kspace[0]  # (T, C, Ky, Kx)
     m = raw.mask[0].to(k.device)  # (T, Ky, Kx)
     count = m.sum(0).to(torch.float32)  # (Ky, Kx) frames that sampled each location
     ksum = (k * m[:, None]).sum(0)  # (C, Ky, Kx); unsampled entries are 0 anyway
-    avg = ksum / count.clamp_min(1.0)
-    return avg.to(torch.complex64), count > 0
+    avg = (ksum / count.clamp_min(1.0)).to(torch.complex64)
+    union = count > 0
+    if raw.calibration is not None:
+        cm = raw.calibration_mask[0].to(k.device)  # (Ky, Kx)
+        avg = torch.where(cm, raw.calibration[0].to(device=k.device, dtype=torch.complex64), avg)
+        union = union | cm
+    return avg, union
 
 
-def _gridded_coil_images(raw: RawData, dcf: str, dcf_iterations: int | None, device: torch.device) -> torch.Tensor:
-    """Coil images (C, Y, X) from all spokes of all frames: NUFFT^H(dcf * y) per coil."""
+def _gridded_coil_images(raw: RawData, dcf: str, dcf_iterations: int | None, device: torch.device,
+                         backend: str | None = "auto") -> torch.Tensor:
+    """Coil images (C, Y, X) from all spokes of all frames: ``NUFFT^H(dcf * y)``, all coils in one call.
+
+    ``dcf``: ``"ramp"``, ``"pipe"`` or ``"auto"``: Pipe's iteration where it is fast
+    (finufft's spreading on CPU, ~0.5 s for 30 iterations of 26 k samples; torchkbnufft on
+    CUDA); on a CPU without finufft (torchkbnufft's interpolation: ~1.5 s per iteration)
+    the analytic ramp where :func:`mridip.trajectories.full_spoke_samples` finds
+    full-diameter spokes. Pipe is kept where it is affordable because for undersampled
+    spokes the ramp over-weights the sparse outer k-space: measured median map error
+    ``1 - |<S, S_true>|`` 7e-4 (ramp) against 3.5e-5 (Pipe) on 40 spokes at 64 x 64.
+    The NUFFT is ``backend``'s (finufft where installed), all coils in one call.
+    """
     try:
-        from mridip.operators.radial import RadialSense
-        from mridip.trajectories import pipe_dcf, ramp_dcf
+        from mridip.operators.nufft import nufft_adjoint
+        from mridip.trajectories import full_spoke_samples, pipe_dcf, ramp_dcf
     except ImportError as exc:  # pragma: no cover - only while the radial operator is missing
         raise ProtocolError(
-            "estimate_maps: radial data need mridip.operators.radial.RadialSense and "
+            "estimate_maps: radial data need mridip.operators.nufft and "
             "mridip.trajectories.pipe_dcf / ramp_dcf, which this installation lacks"
         ) from exc
     Y, X = raw.image_shape
@@ -474,21 +497,30 @@ def _gridded_coil_images(raw: RawData, dcf: str, dcf_iterations: int | None, dev
             "set raw.header.recon_matrix = (X, Y, 1)"
         )
     k = raw.kspace[0].to(device)  # (T, C, K)
-    traj = raw.trajectory[0].to(device)  # (T, 2, K)
+    traj = raw.trajectory[0].to(device=device, dtype=torch.float32)  # (T, 2, K)
     T, C, K = k.shape
+    if dcf == "auto":
+        from mridip.operators.nufft import available_backends
+
+        fast_pipe = device.type == "cuda" or "finufft" in available_backends("cpu")
+        dcf = "pipe" if fast_pipe or full_spoke_samples(traj) is None else "ramp"
     traj_all = traj.permute(1, 0, 2).reshape(1, 2, T * K)  # every frame's spokes, one set
     y_all = k.permute(1, 0, 2).reshape(1, C, T * K)  # (1, C, T K)
     if dcf == "pipe":
-        w = pipe_dcf(traj_all, (Y, X)) if dcf_iterations is None else pipe_dcf(traj_all, (Y, X), dcf_iterations)
+        its = {} if dcf_iterations is None else {"iterations": dcf_iterations}
+        w = pipe_dcf(traj_all, (Y, X), backend=backend, **its)
     else:
         w = ramp_dcf(traj_all, (Y, X))
-    w = w.to(device=device, dtype=torch.float32).reshape(1, T * K)
-    ones = torch.ones(1, Y, X, dtype=torch.complex64, device=device)
-    op = RadialSense(ones, traj_all, sample_weights=w, toeplitz=False).to(device)
-    # adjoint(u) = NUFFT^H(sqrt(w) u): feed sqrt(w) y to grid with the full weight w
-    sw = w.sqrt()
-    imgs = [op.adjoint((y_all[:, c : c + 1] * sw[:, None]))[0] for c in range(C)]
-    return torch.stack(imgs)  # (C, Y, X)
+    w = w.to(device=device, dtype=torch.float32).reshape(1, 1, T * K)
+    # the adjoint of RadialSense with unit maps and weights w, i.e. NUFFT^H(w y) / sqrt(YX)
+    return nufft_adjoint(y_all * w, traj_all, (Y, X), backend=backend)[0]  # (C, Y, X)
+
+
+def _calibration_hint(raw: RawData) -> str:
+    if raw.calibration is None:
+        return " (the data hold no calibration lines, ISMRMRD flags 20 / 21)"
+    rows = int(raw.calibration_mask[0].any(-1).sum())
+    return f" (with the file's {rows} calibration lines)"
 
 
 @torch.no_grad()
@@ -497,6 +529,7 @@ def estimate_maps(
     method: str = "espirit",
     *,
     device: str | torch.device | None = None,
+    nufft_backend: str = "auto",
     **options: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Coil maps of one slice from its time-averaged data.
@@ -509,11 +542,16 @@ def estimate_maps(
         ``"espirit"`` or ``"walsh"``.
     device : str, torch.device or None
         Where to compute and return (default: the device of ``raw.kspace``).
+    nufft_backend : str
+        Radial only: the NUFFT of the gridding and DCF (:mod:`mridip.operators.nufft`;
+        ``"auto"``: the fastest installed).
     **options
         Passed to :func:`espirit` (``calib_width``, ``kernel_width``, ``threshold``,
         ``crop``, ``reference_coil``) or :func:`walsh` (``block``, ``stride``,
-        ``threshold``, ``reference_coil``). Radial only: ``dcf`` (``"pipe"`` default, or
-        ``"ramp"``) and ``dcf_iterations`` (default: ``pipe_dcf``'s). Cartesian Walsh also takes
+        ``threshold``, ``reference_coil``). Radial only: ``dcf`` (``"auto"`` default: Pipe's
+        iteration where a fast NUFFT backend makes it cheap, else the analytic ramp for
+        full-diameter spokes; or ``"pipe"``, ``"ramp"``) and ``dcf_iterations`` (default:
+        ``pipe_dcf``'s). Cartesian Walsh also takes
         ``calib_width`` (cap on the low-resolution calibration region; default: all of
         the fully sampled centre).
 
@@ -553,7 +591,7 @@ def estimate_maps(
         raise ProtocolError(
             f"{fn}: unknown option(s) {unknown} for method {method!r}; allowed: {sorted(allowed)}"
         )
-    dcf = str(options.pop("dcf", "pipe")).lower()
+    dcf = str(options.pop("dcf", "auto")).lower()
     dcf_iterations = options.pop("dcf_iterations", None)
     dcf_iterations = None if dcf_iterations is None else int(dcf_iterations)
     if dcf not in DCF_METHODS:
@@ -571,8 +609,8 @@ def estimate_maps(
             if min(cy, cx) < kw + 2:
                 raise ProtocolError(
                     f"{fn}: the fully sampled k-space centre (union over frames) is only "
-                    f"{h} x {w}, too small for ESPIRiT with kernel_width {kw}: use "
-                    "method='walsh', a smaller kernel_width, or data with more calibration lines"
+                    f"{h} x {w}, too small for ESPIRiT with kernel_width {kw}" + _calibration_hint(raw)
+                    + ": use method='walsh', a smaller kernel_width, or data with more calibration lines"
                 )
             maps, valid = espirit(avg, calib_width=(cy, cx), **options)
             _check_support(ifft2c(avg), valid, method)
@@ -585,7 +623,7 @@ def estimate_maps(
         if min(h, w) < 4:
             raise ProtocolError(
                 f"{fn}: the fully sampled k-space centre (union over frames) is only {h} x {w} "
-                "lines: too small for coil maps; acquire calibration lines"
+                "lines" + _calibration_hint(raw) + ": too small for coil maps; acquire calibration lines"
             )
         low = torch.zeros_like(avg)
         win = (slice(None),) + centre_slices(tuple(avg.shape[-2:]), (h, w))
@@ -594,7 +632,7 @@ def estimate_maps(
         _check_support(ifft2c(avg), valid, method)
         return maps, valid
 
-    imgs = _gridded_coil_images(raw, dcf, dcf_iterations, dev)
+    imgs = _gridded_coil_images(raw, dcf, dcf_iterations, dev, backend=nufft_backend)
     if method == "espirit":
         maps, valid = espirit(fft2c(imgs), **options)
     else:

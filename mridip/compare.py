@@ -170,6 +170,7 @@ def compare(
     progress: bool = True,
     echo: bool = True,
     resume: bool = False,
+    trajectory: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """Run protocols on one input and write the comparison (see the module docstring).
 
@@ -195,6 +196,8 @@ def compare(
         Keep ``<protocol>.h5`` files already in ``output_dir`` whose input digest, protocol
         text, seed and coil-map digest match this run (:func:`reusable`), and continue
         interrupted generator fits from their checkpoints; everything else is run afresh.
+    trajectory : path, optional
+        Trajectory of BART ``.cfl`` k-space (see :func:`mridip.io.load_raw`).
 
     Returns
     -------
@@ -222,13 +225,14 @@ def compare(
     dev = resolve_device(device)
 
     first = protos[0]
-    spf = int(first.option("data", "spokes_per_frame")) or None
-    raw = preprocess(load_raw(input, spokes_per_frame=spf), first)
+    raw = preprocess(load_raw(input, spokes_per_frame=first.spokes_per_frame(),
+                              calibration=first.option("data", "calibration"), trajectory=trajectory), first)
     t0 = time.perf_counter()
     maps = []
     for s in range(raw.num_slices):
         opts = {k: v for k, v in first.coils.items() if k != "method"}
-        m, _ = estimate_maps(raw.slice(s), first.option("coils", "method"), device=dev, **opts)
+        m, _ = estimate_maps(raw.slice(s), first.option("coils", "method"), device=dev,
+                             nufft_backend=first.option("data", "nufft_backend"), **opts)
         maps.append(m)
     maps_t = torch.stack(maps)
     maps_seconds = time.perf_counter() - t0

@@ -6,6 +6,8 @@ Shapes (DESIGN.md order, always):
 - radial k-space ``(S, T, C, K)`` complex64 with trajectory ``(S, T, 2, K)`` float32 in
   radians/voxel in [-pi, pi); component 0 = ky (image rows, Y), component 1 = kx (columns, X)
 - noise samples ``(C, N)`` complex64
+- calibration (ACS) k-space ``(S, C, Ky, Kx)`` complex64 on the Cartesian grid of the data,
+  with its mask ``(S, Ky, Kx)`` bool (Cartesian only; ``None`` where the file has none)
 - images ``(S, T, Y, X)`` complex64
 
 Several slices are a leading ``S`` axis (never a list); ``raw.slice(s)`` gives the data of one
@@ -76,6 +78,15 @@ class RawData:
         float32 ``(S, T, 2, K)``, radians/voxel in [-pi, pi), (ky, kx) order (radial only).
     noise : torch.Tensor or None
         complex64 ``(C, N)`` noise-only samples (noise scans), same receiver scaling as data.
+    calibration : torch.Tensor or None
+        complex64 ``(S, C, Ky, Kx)`` (Cartesian only): every acquisition flagged parallel
+        calibration (ISMRMRD bit 20) or calibration-and-imaging (bit 21), placed on the same
+        grid as ``kspace`` (same readout crop, same line centring), averaged over frames and
+        repeats, 0 where not measured. Coil maps are estimated from it where present
+        (:func:`mridip.coils.estimate_maps`); whether calibration-only lines are also in
+        ``kspace`` is the reader's ``calibration`` choice (``header.extra["calibration_use"]``).
+    calibration_mask : torch.Tensor or None
+        bool ``(S, Ky, Kx)``, True where ``calibration`` was measured.
     header : Header
     reference : numpy.ndarray or None
         ``(S, T, Y, X)`` reference image when the file carries one (fastMRI's
@@ -94,6 +105,8 @@ class RawData:
     mask: torch.Tensor | None = None
     trajectory: torch.Tensor | None = None
     noise: torch.Tensor | None = None
+    calibration: torch.Tensor | None = None
+    calibration_mask: torch.Tensor | None = None
     reference: np.ndarray | None = None
     format: str = "arrays"
     source: str | None = None
@@ -136,6 +149,8 @@ class RawData:
             kspace=self.kspace[s : s + 1],
             mask=None if self.mask is None else self.mask[s : s + 1],
             trajectory=None if self.trajectory is None else self.trajectory[s : s + 1],
+            calibration=None if self.calibration is None else self.calibration[s : s + 1],
+            calibration_mask=None if self.calibration_mask is None else self.calibration_mask[s : s + 1],
             reference=ref,
             history=list(self.history),
         )
@@ -178,6 +193,23 @@ class RawData:
                     "radial trajectory exceeds pi radians/voxel: it must be in radians/voxel "
                     "in [-pi, pi) (files use cycles/pixel in [-0.5, 0.5); convert with "
                     "mridip.trajectories.cycles_to_radians)"
+                )
+        if (self.calibration is None) != (self.calibration_mask is None):
+            raise ShapeError("RawData.calibration and calibration_mask go together: give both or neither")
+        if self.calibration is not None:
+            if self.kind != "cartesian":
+                raise ShapeError("RawData.calibration is for Cartesian data (radial data calibrate on their own spokes)")
+            want = (k.shape[0], k.shape[2], k.shape[3], k.shape[4])
+            if not torch.is_tensor(self.calibration) or not self.calibration.is_complex() \
+                    or tuple(self.calibration.shape) != want:
+                raise ShapeError(
+                    f"RawData.calibration must be complex (S, C, Ky, Kx) = {want}, got "
+                    f"{tuple(getattr(self.calibration, 'shape', ()))}"
+                )
+            if tuple(self.calibration_mask.shape) != (want[0], want[2], want[3]):
+                raise ShapeError(
+                    f"RawData.calibration_mask must be (S, Ky, Kx) = {(want[0], want[2], want[3])}, "
+                    f"got {tuple(self.calibration_mask.shape)}"
                 )
         if not torch.isfinite(torch.view_as_real(k)).all():
             raise InputFileError(

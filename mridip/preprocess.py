@@ -110,6 +110,13 @@ def _apply_coil_matrix(M: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return out.reshape(shp[0], shp[1], M.shape[0], *shp[3:])
 
 
+def _calibration_through(M: torch.Tensor, raw: RawData) -> torch.Tensor | None:
+    """The calibration k-space ``(S, C, Ky, Kx)`` through the coil matrix ``M`` (C', C)."""
+    if raw.calibration is None:
+        return None
+    return _apply_coil_matrix(M, raw.calibration[:, None])[:, 0]
+
+
 def prewhiten(raw: RawData) -> RawData:
     """Noise-prewhiten k-space and noise with the file's noise scan.
 
@@ -132,7 +139,8 @@ def prewhiten(raw: RawData) -> RawData:
     W = whitening_matrix(noise_covariance(raw.noise)).to(raw.kspace.device)
     k = _apply_coil_matrix(W, raw.kspace)
     noise = (W.to(raw.noise.device) @ raw.noise.to(torch.complex64))
-    return dataclasses.replace(raw, kspace=k, noise=noise, history=[*raw.history, "prewhiten"])
+    return dataclasses.replace(raw, kspace=k, noise=noise, calibration=_calibration_through(W, raw),
+                               history=[*raw.history, "prewhiten"])
 
 
 # ------------------------------------------------------------------ coil compression
@@ -191,7 +199,8 @@ def coil_compress(raw: RawData, num_coils: int | None = None, energy: float | No
     noise = None if raw.noise is None else A.to(raw.noise.device) @ raw.noise.to(torch.complex64)
     kept = float(frac[n - 1])
     note = f"coil_compress: {C} -> {n} virtual coils (energy {kept:.4f})"
-    return dataclasses.replace(raw, kspace=kc, noise=noise, history=[*raw.history, note])
+    return dataclasses.replace(raw, kspace=kc, noise=noise, calibration=_calibration_through(A, raw),
+                               history=[*raw.history, note])
 
 
 # ---------------------------------------------------------------- readout oversampling

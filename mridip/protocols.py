@@ -8,7 +8,10 @@ A protocol is a file path or the name of a built-in protocol (``protocols/NAME.t
     [data]                           # preprocessing
     prewhiten = true
     coil_compression = 0             # virtual coils, 0 = keep all
-    spokes_per_frame = 0             # radial files without frame labels (0 = from the file)
+    spokes_per_frame = 0             # radial files without frame labels (0 = from the file;
+                                     # a static method takes all spokes as one frame)
+    calibration = "data+maps"        # ACS lines: also data ("data+maps") or coil maps only ("maps")
+    nufft_backend = "auto"           # radial NUFFT: "auto" (fastest available), "finufft", "torchkbnufft"
 
     [coils]                          # coil sensitivity estimation (mridip.coils)
     method = "espirit"
@@ -44,6 +47,9 @@ else:  # pragma: no cover
 PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocols"
 
 GENERATOR_METHODS = ("dip", "convdecoder", "tddip", "gip", "dip-mapping")
+#: methods whose prior has no temporal part: a radial file without frame labels is one frame
+#: of all its spokes for them (dynamic methods need data.spokes_per_frame)
+STATIC_METHODS = ("dip", "convdecoder", "gridding", "cg-sense", "l1-wavelet", "tv", "grappa")
 
 _TOP_KEYS = {"method": str, "description": str}
 _SECTIONS = ("data", "coils", "model", "fit", "baseline", "stages", "mapping")
@@ -52,7 +58,11 @@ _DATA_SCHEMA: dict[str, Any] = {
     "coil_compression": 0,
     "spokes_per_frame": 0,
     "slices": "all",
+    "calibration": "data+maps",
+    "nufft_backend": "auto",
 }
+#: data.calibration: what the parallel-calibration-only acquisitions (ISMRMRD bit 20) are for
+CALIBRATION_USES = ("data+maps", "maps")
 #: [mapping]: the signal model that turns a method's contrast images into parameter maps
 #: (mridip.operators.signal); echo times come from the file header unless given here (ms)
 _MAPPING_SCHEMA: dict[str, Any] = {
@@ -207,6 +217,19 @@ class Protocol:
     def is_generator(self) -> bool:
         return self.method in GENERATOR_METHODS
 
+    @property
+    def is_static(self) -> bool:
+        """The method reconstructs each frame on its own (no temporal prior)."""
+        return self.method in STATIC_METHODS
+
+    def spokes_per_frame(self) -> int | str | None:
+        """What the reader bins a radial file without frame labels by: the protocol's
+        ``data.spokes_per_frame``, else ``"all"`` (one frame) for a static method, else None."""
+        spf = int(self.option("data", "spokes_per_frame"))
+        if spf > 0:
+            return spf
+        return "all" if self.is_static else None
+
     def option(self, section: str, key: str, default: Any = None) -> Any:
         """``section.key`` from the protocol, else the schema default, else ``default``."""
         table = getattr(self, section)
@@ -338,6 +361,16 @@ def load_protocol(protocol: str | Path | dict, overrides: list[str] | dict[str, 
         mapping=_check_table(doc.get("mapping", {}), _MAPPING_SCHEMA, "mapping"),
     )
     _check_mapping(proto)
+    cal = proto.option("data", "calibration")
+    if cal not in CALIBRATION_USES:
+        raise ProtocolError(f"unknown data.calibration {cal!r}; allowed: {', '.join(map(repr, CALIBRATION_USES))} "
+                            "(calibration lines as data and for coil maps, or for coil maps only)")
+    from mridip.operators.nufft import BACKEND_CHOICES
+
+    nb = proto.option("data", "nufft_backend")
+    if str(nb).lower() not in BACKEND_CHOICES:
+        raise ProtocolError(f"unknown data.nufft_backend {nb!r}; allowed: {', '.join(map(repr, BACKEND_CHOICES))} "
+                            "(radial NUFFT library; 'auto' = finufft where installed, else torchkbnufft)")
     if proto.is_generator:
         proto.fit_config()  # validates values, not only types
     proto.text = dumps(doc)

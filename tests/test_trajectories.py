@@ -9,6 +9,7 @@ import torch
 
 from mridip.errors import ShapeError
 from mridip.trajectories import (
+    full_spoke_samples,
     mask_acceleration,
     pipe_dcf,
     poisson_disc_mask,
@@ -40,6 +41,32 @@ def test_pipe_dcf_grows_with_radius_like_the_ramp():
     sel = (r > 0.2) & (r < 2.8)
     c = torch.corrcoef(torch.stack([w[sel], r[sel]]))[0, 1]
     assert float(c) > 0.98
+
+
+def test_pipe_dcf_backends_agree():
+    """Pipe's fixed point with finufft's exponential-of-semicircle kernel and with
+    torchkbnufft's Kaiser-Bessel kernel (both ~6 points of the 2x grid): any positive kernel
+    of that width gives the same DCF to ~1 % (measured 0.8 % rms, 1.7 % max on 21 golden-
+    angle spokes)."""
+    n = 32
+    traj = radial_trajectory(2, 21, 2 * n)
+    a = pipe_dcf(traj, (n, n), iterations=15, backend="finufft")
+    b = pipe_dcf(traj, (n, n), iterations=15, backend="torchkbnufft")
+    assert float((a - b).norm() / b.norm()) < 0.02
+    assert float(((a - b).abs() / b).max()) < 0.05
+
+
+def test_full_spoke_samples_detects_full_spokes_only():
+    assert full_spoke_samples(radial_trajectory(3, 13, 64)) == 64
+    assert full_spoke_samples(radial_trajectory(1, 7, 48, angle_deg=180.0 / 7)) == 48
+    # centre-out half spokes, random points, a Cartesian grid: not full spokes
+    half = radial_trajectory(1, 9, 64).reshape(1, 2, 9, 64)[..., 32:].reshape(1, 2, -1)
+    assert full_spoke_samples(half) is None
+    g = torch.Generator().manual_seed(0)
+    assert full_spoke_samples((torch.rand(1, 2, 256, generator=g) * 2 - 1) * 3) is None
+    ky, kx = torch.meshgrid(torch.arange(16) - 8.0, torch.arange(16) - 8.0, indexing="ij")
+    cart = torch.stack([ky.reshape(-1), kx.reshape(-1)])[None] * (2 * math.pi / 16)
+    assert full_spoke_samples(cart) is None
 
 
 def test_dcf_bad_input():

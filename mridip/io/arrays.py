@@ -36,7 +36,7 @@ import torch
 
 from mridip.data import Header, RawData
 from mridip.errors import ShapeError
-from mridip.trajectories import cycles_to_radians
+from mridip.trajectories import cycles_to_radians_checked
 
 
 def _tensor(x, name: str) -> torch.Tensor:
@@ -152,7 +152,7 @@ def from_arrays(
     except RuntimeError as exc:
         raise ShapeError(f"trajectory {tuple(tr.shape)} does not fit k-space (S, T, C, K) = {(S, T, C, K)}") from exc
     if trajectory_units == "cycles":
-        tr = cycles_to_radians(tr)
+        tr = torch.from_numpy(cycles_to_radians_checked(tr.numpy(), "from_arrays"))
     tr = torch.where(tr >= math.pi, tr - 2.0 * math.pi, tr)  # +pi is the same point as -pi
     if image_shape is None:
         if hdr.recon_matrix[0] == 0:

@@ -2,7 +2,8 @@
 
 ISMRMRD files are described from the XML header and the acquisition headers only (no
 k-space samples are read, so this is fast on large files); fastMRI files from the array
-shapes, the mask (or the first slice's nonzero pattern) and the XML header.
+shapes, the mask (or the first slice's nonzero pattern) and the XML header; Siemens twix
+files from their protocol and block headers; BART arrays from their dimensions.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def _describe_ismrmrd(path: str) -> str:
             lines.append(f"spokes per frame: {spf}")
             spf_n = int(counts.min())
         else:
-            lines.append("frames:           not in the file (idx.phase constant): consecutive spokes "
-                         "are binned by spokes_per_frame")
+            lines.append("frames:           not in the file (idx.phase constant): static methods "
+                         f"(cg-sense, dip, ...) take all {n_sp // max(S, 1)} spokes as one frame; "
+                         "dynamic ones bin consecutive spokes by data.spokes_per_frame")
             spf_n = None
         N = max(h.recon_matrix[0], h.recon_matrix[1])
         if N > 0:
@@ -107,12 +109,39 @@ def _describe_ismrmrd(path: str) -> str:
     else:
         lines.append("noise scans:      0 (no prewhitening possible)")
     lines.append(f"calibration lines: {h.calibration_lines}")
+    if scan.kind == "cartesian" and scan.calib_any.any():
+        lines += _calibration_lines(scan)
     lines.append(f"readout oversampling: {h.readout_oversampling:g}"
                  + (" (cropped on reading)" if scan.kind == "cartesian" and h.readout_oversampling > 1 else ""))
     if scan.skipped:
         lines.append("skipped:          " + ", ".join(f"{v} {k}" for k, v in scan.skipped.items()))
     lines += _common_lines(h)
     return "\n".join(lines)
+
+
+def _calibration_lines(scan) -> list[str]:
+    """The ACS region (lines, readout extent) and what a reconstruction does with it."""
+    from mridip.io.ismrmrd import _cartesian_geometry, _samples_kept
+
+    cal = np.flatnonzero(scan.calib_any)
+    g = _cartesian_geometry(scan, cal)
+    rows = np.unique(g["rows"])
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
+    longest = max(runs, key=len)
+    kept = sorted({_samples_kept(scan.heads[a])[1] for a in cal[:2000]})
+    only = int(scan.calib_only.sum())
+    out = [
+        f"ACS region:       rows {int(rows.min())}..{int(rows.max())} of {g['ey']} "
+        f"({len(rows)} lines, {len(longest)} consecutive around rows {int(longest[0])}..{int(longest[-1])}), "
+        f"readout {kept[-1]} of {g['ex']} encoded samples"
+        + (" (asymmetric echo)" if kept[-1] < g["ex"] else ""),
+        f"ACS lines:        {len(cal) - only} calibration-and-imaging (flag 21), "
+        f"{only} calibration only (flag 20)",
+        "ACS use:          coil maps (ESPIRiT / Walsh) from the ACS block"
+        + (f"; the {only} calibration-only lines are also image data with data.calibration = "
+           '"data+maps" (the default), coil maps only with "maps"' if only else ""),
+    ]
+    return out
 
 
 def _describe_fastmri(path: str) -> str:
@@ -174,6 +203,32 @@ def _describe_output(path: str) -> str:
     return "\n".join(lines)
 
 
+def _describe_bart(path: str) -> str:
+    """A BART array: its dimensions by name, and what mridip would read it as."""
+    from mridip.io.cfl import _DIM_NAMES, _read_pair
+
+    arr, dims, base = _read_pair(path, "BART array")
+    used = [f"{_DIM_NAMES[d]} {n}" for d, n in enumerate(dims) if n > 1]
+    lines = [f"file:             {base}.cfl (+ .hdr)", "format:           BART cfl",
+             "dimensions:       " + " x ".join(str(n) for n in dims[: max(i + 1 for i, n in enumerate(dims) if n > 1 or i < 4)]),
+             "named:            " + (", ".join(used) or "scalar")]
+    if dims[0] == 3 and dims[3] == 1 and float(np.abs(arr.imag).max()) == 0.0:
+        kmax = float(np.abs(arr.real[:2]).max())
+        lines.append(f"looks like:       a trajectory, {dims[1]} samples x {dims[2]} spokes, max |k| = {kmax:.4g} "
+                     "(BART units: k-space pixels)")
+    elif dims[0] == 1:
+        lines.append(f"looks like:       non-Cartesian k-space, {dims[1]} samples x {dims[2]} spokes, {dims[3]} coils "
+                     "(needs its trajectory: --trajectory traj.cfl)")
+    else:
+        m = (arr != 0).any(axis=3)  # sampled (any coil), over the other dims
+        frac = float(m.mean())
+        lines.append(f"looks like:       Cartesian k-space, {dims[0]} readout x {dims[1]} phase, {dims[3]} coils")
+        lines.append(f"sampled:          {100 * frac:.1f} % of the grid (R = {1 / max(frac, 1e-12):.2f})")
+        lines.append(f"frames:           {dims[5] * dims[10]} (TE {dims[5]} x TIME {dims[10]})")
+        lines.append(f"slices:           {dims[13]}")
+    return "\n".join(lines)
+
+
 def describe(path: str | os.PathLike) -> str:
     """The text ``mridip info PATH`` prints: what a raw file holds.
 
@@ -194,6 +249,12 @@ def describe(path: str | os.PathLike) -> str:
     try:
         if fmt == "ismrmrd":
             text = _describe_ismrmrd(path)
+        elif fmt == "twix":
+            from mridip.io.twix import describe_twix
+
+            text = describe_twix(path)
+        elif fmt == "bart":
+            text = _describe_bart(path)
         elif fmt == "fastmri":
             text = _describe_fastmri(path)
         else:

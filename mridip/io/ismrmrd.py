@@ -8,9 +8,11 @@ holding ``xml`` (the ismrmrdHeader) and ``data``, one compound record per acquis
 What the reader does with what a scanner file holds:
 
 - flags (1-based bit numbers of the ISMRMRD spec): noise measurement (19) -> noise
-  samples ``(C, N)``, never image data; parallel calibration only (20) -> counted as
-  calibration lines, not image data (unless ``include_calibration=True``);
-  calibration-and-imaging (21) -> image data; reverse (22) -> readout flipped;
+  samples ``(C, N)``, never image data; parallel calibration only (20) and
+  calibration-and-imaging (21) -> calibration data (``RawData.calibration``, the ACS
+  block on the data's grid, for coil maps); lines flagged 21 are image data too, lines
+  flagged 20 only are image data with ``calibration="data+maps"`` (the default) and not
+  with ``"maps"``; reverse (22) -> readout flipped;
   navigator (23), phase correction (24), HP/RT feedback (26, 28), dummy scans (27),
   surface-coil correction (29), phase stabilisation (30, 31) -> skipped.
 - Cartesian: line ``idx.kspace_encode_step_1`` goes to row
@@ -19,10 +21,14 @@ What the reader does with what a scanner file holds:
   acquisitions land at the right place; an asymmetric echo (fewer samples than the
   encoded x) is placed by ``center_sample``; lines may come in any order; missing lines
   stay zero and False in the mask; repeated lines (``idx.average`` or repeats) are
-  averaged; readout oversampling (encoded x > recon x) is cropped in image space.
+  averaged; readout oversampling (encoded x > recon x) is cropped in image space; the
+  readout samples an asymmetric echo did not measure are False in the mask.
 - Radial: trajectory from each acquisition's ``traj`` field in cycles/pixel, column 0 =
   kx, column 1 = ky, converted to radians/voxel ``(ky, kx)``; no readout crop (the
-  NUFFT grid takes the oversampled readout).
+  NUFFT grid takes the oversampled readout). Samples a little past the Nyquist edge
+  (gradient-delay correction, rounding) are wrapped, which the discrete Fourier model
+  makes exact; other units are refused
+  (:func:`mridip.trajectories.cycles_to_radians_checked`).
 - Frames: the counters ``contrast``, ``set``, ``repetition``, ``phase`` that vary in the
   file are flattened into the frame axis (slowest first); where none varies, a radial
   file's spokes (in ``scan_counter`` order) are binned ``spokes_per_frame`` at a time
@@ -48,6 +54,7 @@ import torch
 
 from mridip.data import Header, RawData
 from mridip.errors import InputFileError
+from mridip.trajectories import cycles_to_radians_checked
 
 # ISMRMRD acquisition flags, 1-based bit numbers as in the spec (ismrmrd.constants)
 ACQ_IS_NOISE_MEASUREMENT = 19
@@ -275,7 +282,7 @@ def _corrupt(path: str, exc: Exception) -> InputFileError:
     )
 
 
-def _scan(path: str, dataset: str = "dataset", include_calibration: bool = False) -> _Scan:
+def _scan(path: str, dataset: str = "dataset", calibration: str = "data+maps") -> _Scan:
     f = _open_h5(path)
     try:
         if dataset not in f or not hasattr(f[dataset], "keys"):
@@ -320,14 +327,14 @@ def _scan(path: str, dataset: str = "dataset", include_calibration: bool = False
     cal21 = _bit(flags, ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
     calib_only = cal20 & ~cal21 & ~noise & ~skip
     image = ~noise & ~skip
-    if not include_calibration:
+    if calibration == "maps":
         image &= ~calib_only
-        if calib_only.any():
-            skipped["parallel calibration only"] = int(calib_only.sum())
     calib_any = (cal20 | cal21) & ~noise & ~skip
     header.noise_scans = int(noise.sum())
+    header.extra["calibration_use"] = calibration
     if calib_any.any():
         header.calibration_lines = int(len(np.unique(heads["idx"]["kspace_encode_step_1"][calib_any])))
+        header.extra["calibration_only_acquisitions"] = int(calib_only.sum())
     return _Scan(path, dataset, header, heads, noise, image, calib_only, calib_any, skipped)
 
 
@@ -440,15 +447,21 @@ def _check_channels(scan: _Scan, which: np.ndarray) -> int:
 
 
 # ====================================================================== Cartesian
-def _cartesian_geometry(scan: _Scan) -> dict[str, Any]:
-    """Grid and line placement of the image acquisitions (headers only)."""
+def _cartesian_geometry(scan: _Scan, which: np.ndarray | None = None) -> dict[str, Any]:
+    """Grid and line placement of the acquisitions ``which`` (default: the image data).
+
+    The grid (encoded x, lines, centre line, readout crop) is the same for image and
+    calibration acquisitions, so the calibration block lands on the image data's grid.
+    """
     h = scan.header
     heads = scan.heads
-    which = np.flatnonzero(scan.image)
+    if which is None:
+        which = np.flatnonzero(scan.image)
     idx = heads["idx"][which]
     ex, ey, ez = h.encoded_matrix
     if ex <= 0:
-        ex = int(max(_samples_kept(heads[a])[1] for a in which[:1000]))
+        data = np.flatnonzero(scan.image | scan.calib_any)
+        ex = int(max(_samples_kept(heads[a])[1] for a in data[:1000]))
     e1 = idx["kspace_encode_step_1"].astype(np.int64)
     e2 = idx["kspace_encode_step_2"].astype(np.int64)
     if ez > 1 or (len(e2) and e2.max() != e2.min()):
@@ -489,14 +502,56 @@ def _cartesian_geometry(scan: _Scan) -> dict[str, Any]:
                 ex=ex, ey=ey, nkx=nkx, T=T, S=len(slice_values), center=center)
 
 
-def _read_cartesian(scan: _Scan) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    g = _cartesian_geometry(scan)
+def _readout_extent(off: int, n: int, ex: int, nkx: int) -> tuple[int, int]:
+    """Samples ``[j0, j1)`` of the cropped readout (``nkx``) that a line measured at
+    encoded samples ``[off, off + n)`` of ``ex`` covers.
+
+    Encoded sample ``i`` sits at ``k = (i - ex // 2) / FOV_enc`` and recon sample ``j`` at
+    ``(j - nkx // 2) / FOV_rec`` with ``FOV_enc / FOV_rec = ex / nkx``, so
+    ``j = nkx // 2 + (i - ex // 2) * nkx / ex``. The crop interpolates (a sinc in k), so
+    a recon sample counts as measured only where it lies inside the measured range; the
+    samples past an asymmetric echo's start are unmeasured, not zero-valued data.
+    """
+    if off == 0 and n == ex:
+        return 0, nkx
+    r = nkx / ex
+    j0 = int(math.ceil(nkx // 2 + (off - ex // 2) * r - 1e-9))
+    j1 = int(math.floor(nkx // 2 + (off + n - 1 - ex // 2) * r + 1e-9)) + 1
+    return max(j0, 0), min(j1, nkx)
+
+
+def _read_cartesian(scan: _Scan, which: np.ndarray | None = None, frames: bool = True,
+                    slice_values: np.ndarray | None = None):
+    """Lines ``which`` (default: the image data) on the grid ``(S, T, C, Ky, Kx)``.
+
+    ``frames=False`` puts every line in one frame (calibration data); ``slice_values``
+    maps ``idx.slice`` values to the S axis (default: the values of ``which``); lines of
+    other slices are dropped. Returns k-space, mask ``(S, T, Ky, Kx)`` and an info dict.
+    """
+    g = _cartesian_geometry(scan, which)
     which, rows, frame, sl = g["which"], g["rows"], g["frame"], g["sl"]
+    if slice_values is not None:
+        raw_sl = scan.heads["idx"]["slice"][which].astype(np.int64)
+        keep = np.isin(raw_sl, slice_values)
+        if not keep.all():
+            warnings.warn(
+                f"{scan.path}: {int((~keep).sum())} calibration line(s) belong to slices without "
+                "image data and are not used",
+                stacklevel=3,
+            )
+        which, rows, frame = which[keep], rows[keep], frame[keep]
+        sl = np.searchsorted(slice_values, raw_sl[keep])
+        g["slice_values"], g["S"] = np.asarray(slice_values), len(slice_values)
+    if not frames:
+        frame = np.zeros_like(frame)
+        g["T"], g["axes"] = 1, []
     ex, ey, nkx, S, T = g["ex"], g["ey"], g["nkx"], g["S"], g["T"]
     C = _check_channels(scan, which)
     heads = scan.heads
     kspace = np.zeros((S, T, C, ey, nkx), dtype=np.complex64)
     count = np.zeros((S, T, ey), dtype=np.int32)
+    extent = np.zeros((S, T, ey, 2), dtype=np.int64)  # measured readout range per line
+    extent[..., 0] = nkx
     pos = {int(a): i for i, a in enumerate(which)}
     pending: list[tuple[int, np.ndarray]] = []
 
@@ -536,17 +591,73 @@ def _read_cartesian(scan: _Scan) -> tuple[torch.Tensor, torch.Tensor, dict[str, 
                 )
         line = np.zeros((C, ex), dtype=np.complex64)
         line[:, off : off + n] = y
-        pending.append((pos[a], line))
+        j0, j1 = _readout_extent(off, n, ex, nkx)
+        i = pos[a]
+        e = extent[sl[i], frame[i], rows[i]]
+        e[0], e[1] = min(e[0], j0), max(e[1], j1)
+        pending.append((i, line))
         if len(pending) >= block:
             flush()
     flush()
-    sampled = count > 0
     np.divide(kspace, np.maximum(count, 1)[:, :, None, :, None], out=kspace,
               casting="unsafe")
-    mask = np.broadcast_to(sampled[..., None], (S, T, ey, nkx)).copy()
-    info = dict(frame_axes=g["axes"], slice_values=g["slice_values"].tolist(),
+    cols = np.arange(nkx)
+    mask = (count[..., None] > 0) & (cols >= extent[..., :1]) & (cols < extent[..., 1:])
+    kspace *= mask[:, :, None]  # what the crop smeared past an asymmetric echo's start is not data
+    info = dict(frame_axes=g["axes"], slice_values=np.asarray(g["slice_values"]).tolist(),
                 repeats_averaged=int((count > 1).sum()))
+    if (mask.sum(-1) < nkx)[count > 0].any():
+        info["readout_partial"] = int(nkx - mask.sum(-1)[count > 0].min())
     return torch.from_numpy(kspace), torch.from_numpy(mask), info
+
+
+def _read_calibration(scan: _Scan, slice_values: list[int]):
+    """The calibration lines (flags 20 / 21) as ``(S, C, Ky, Kx)`` and mask ``(S, Ky, Kx)``.
+
+    Lines measured in several frames or repeats are averaged: coil sensitivities do not
+    change with the cardiac phase or the repetition. None where the file has no
+    calibration data.
+    """
+    which = np.flatnonzero(scan.calib_any)
+    if len(which) == 0:
+        return None, None, {}
+    k, m, _ = _read_cartesian(scan, which, frames=False, slice_values=np.asarray(slice_values))
+    k, mask = k[:, 0].contiguous(), m[:, 0].contiguous()
+    mask_np = mask.numpy()
+    rows = np.flatnonzero(mask_np.any(axis=(0, 2)))
+    cols = np.flatnonzero(mask_np.any(axis=(0, 1)))
+    info = {"calibration_region": {
+        "lines": int(len(rows)),
+        "rows": [int(rows.min()), int(rows.max())] if len(rows) else [],
+        "readout": [int(cols.min()), int(cols.max())] if len(cols) else [],
+        "contiguous_lines": _centre_run(mask_np.any(axis=2)),
+    }}
+    return k, mask, info
+
+
+def _centre_run(lines: np.ndarray) -> int:
+    """Longest run of consecutive sampled rows of ``lines`` (S, Ky), the smallest over slices."""
+    best = []
+    for row in lines:
+        run = longest = 0
+        for v in row:
+            run = run + 1 if v else 0
+            longest = max(longest, run)
+        best.append(longest)
+    return int(min(best)) if best else 0
+
+
+def _slice_geometry(scan: _Scan, slice_values: list[int]) -> list[dict[str, list[float]]]:
+    """Position (mm) and read / phase / slice directions of each slice's first image line."""
+    heads = scan.heads
+    img = np.flatnonzero(scan.image)
+    sl = heads["idx"]["slice"][img]
+    out = []
+    for v in slice_values:
+        h = heads[img[np.flatnonzero(sl == v)[0]]]
+        out.append({name: [float(c) for c in h[name]]
+                    for name in ("position", "read_dir", "phase_dir", "slice_dir")})
+    return out
 
 
 # ========================================================================= radial
@@ -605,13 +716,15 @@ def _radial_layout(scan: _Scan, spokes_per_frame: int | None) -> dict[str, Any]:
                 stacklevel=3,
             )
     else:
+        if spokes_per_frame == "all":
+            spokes_per_frame = int(np.bincount(sl).min())
         if spokes_per_frame is None:
             raise InputFileError(
                 f"{scan.path!r} is radial with {len(which)} spokes and no frame index "
                 "(idx.phase / repetition do not vary): give spokes_per_frame (protocol key "
                 "data.spokes_per_frame, or spokes_per_frame=N in Python) to bin consecutive "
-                f"spokes into frames; spokes_per_frame={int(np.bincount(sl).min())} gives one "
-                "static frame"
+                f"spokes into frames; spokes_per_frame={int(np.bincount(sl).min())} (or \"all\") "
+                "gives one static frame, the default of static methods (cg-sense, dip, ...)"
             )
         spf = int(spokes_per_frame)
         if spf < 1:
@@ -664,26 +777,20 @@ def _read_radial(scan: _Scan, spokes_per_frame: int | None):
         traj[s, t, 1, sel] = tr[first : first + n, 0]
     if not np.isfinite(traj).all():
         raise InputFileError(f"{scan.path!r}: the trajectory holds NaN or Inf values; the file is corrupt")
-    if np.abs(traj).max() > 0.5 + 1e-3:
-        raise InputFileError(
-            f"{scan.path!r}: trajectory values reach {float(np.abs(traj).max()):.3g}, beyond "
-            "0.5 cycles/pixel: ISMRMRD trajectories must be in cycles/pixel in [-0.5, 0.5) "
-            "(column 0 = kx, column 1 = ky); rescale the traj field"
-        )
-    traj *= np.float32(2.0 * math.pi)
-    traj[traj >= math.pi] -= np.float32(2.0 * math.pi)  # +0.5 cycles is the same point as -0.5
+    traj = cycles_to_radians_checked(traj, f"{scan.path!r}")
     info = dict(frame_axes=L["axes"], slice_values=L["slice_values"].tolist(),
                 spokes_per_frame=spf, samples_per_spoke=ns, spokes_dropped=L["dropped"])
-    return torch.from_numpy(kspace), torch.from_numpy(traj), info
+    return torch.from_numpy(kspace), torch.from_numpy(np.ascontiguousarray(traj)), info
 
 
 # ========================================================================= public
 def read_ismrmrd(
     path: str | os.PathLike,
-    spokes_per_frame: int | None = None,
+    spokes_per_frame: int | str | None = None,
     dataset: str = "dataset",
     *,
-    include_calibration: bool = False,
+    calibration: str = "data+maps",
+    include_calibration: bool | None = None,
 ) -> RawData:
     """Read an ISMRMRD raw file into :class:`~mridip.data.RawData`.
 
@@ -691,35 +798,53 @@ def read_ismrmrd(
     ----------
     path : str or PathLike
         ISMRMRD ``.h5`` file.
-    spokes_per_frame : int, optional
+    spokes_per_frame : int or "all", optional
         Radial files whose frame counters (``idx.phase`` etc.) do not vary: bin this many
-        consecutive spokes into a frame (required then; ignored where the file has frames).
+        consecutive spokes into a frame, or ``"all"`` for one frame of every spoke of a
+        slice (required then; ignored where the file has frames).
     dataset : str
         Name of the ISMRMRD group in the file (``"dataset"``).
-    include_calibration : bool
-        Also use acquisitions flagged parallel-calibration-only (bit 20) as image data
-        (sensible for embedded GRAPPA reference lines of the same contrast). Default
-        False: only imaging lines (and calibration-and-imaging lines) are data.
+    calibration : {"data+maps", "maps"}
+        What the acquisitions flagged parallel-calibration-only (bit 20) are for.
+        ``"data+maps"`` (default): measured samples of the same image, so image data too
+        (averaged with any imaging line of the same position), and calibration data;
+        ``"maps"``: calibration data only (a separate reference scan of another
+        contrast or resolution). Calibration-and-imaging lines (bit 21) are both in
+        either case. ``RawData.calibration`` holds all of them (Cartesian only).
+    include_calibration : bool, optional
+        Older spelling: True is ``calibration="data+maps"``, False ``"maps"``.
 
     Returns
     -------
     RawData
         Cartesian ``(S, T, C, Ky, Kx)`` with mask ``(S, T, Ky, Kx)``, readout oversampling
-        cropped (Kx = recon x); or radial ``(S, T, C, K)`` with trajectory
+        cropped (Kx = recon x), calibration ``(S, C, Ky, Kx)`` with its mask where the
+        file has calibration lines; or radial ``(S, T, C, K)`` with trajectory
         ``(S, T, 2, K)`` in radians/voxel. ``noise`` ``(C, N)`` from the noise scans.
+        ``header.extra`` holds ``calibration_region`` (lines, rows, readout columns,
+        longest run of consecutive lines) and ``slice_geometry`` (per slice: position in
+        mm, read / phase / slice directions, patient coordinates).
 
     Raises
     ------
     InputFileError
         Missing, truncated or inconsistent file, NaN samples, lines outside the encoding
-        limits, a radial file without trajectory, or missing ``spokes_per_frame``.
+        limits, a radial file without trajectory or with a trajectory in another unit, or
+        missing ``spokes_per_frame``.
     """
     path = os.fspath(path)
-    scan = _scan(path, dataset, include_calibration)
+    if include_calibration is not None:
+        calibration = "data+maps" if include_calibration else "maps"
+    if calibration not in ("data+maps", "maps"):
+        raise InputFileError(f"calibration must be 'data+maps' or 'maps', got {calibration!r}")
+    scan = _scan(path, dataset, calibration)
     if not scan.image.any():
         raise InputFileError(
             f"{path!r} holds {len(scan.heads)} acquisitions but none is image data "
-            f"(noise scans: {int(scan.noise.sum())}, skipped: {scan.skipped}): nothing to reconstruct"
+            f"(noise scans: {int(scan.noise.sum())}, calibration only: {int(scan.calib_only.sum())}, "
+            f"skipped: {scan.skipped}): nothing to reconstruct"
+            + (" (with data.calibration = \"data+maps\" the calibration lines are reconstructed)"
+               if scan.calib_only.any() else "")
         )
     noise = _read_noise(scan)
     header = scan.header
@@ -728,11 +853,15 @@ def read_ismrmrd(
     if scan.kind == "cartesian":
         kspace, mask, info = _read_cartesian(scan)
         header.extra.update(info)
+        cal, cal_mask, cal_info = _read_calibration(scan, info["slice_values"])
+        header.extra.update(cal_info)
+        header.extra["slice_geometry"] = _slice_geometry(scan, info["slice_values"])
         raw = RawData(kspace=kspace, kind="cartesian", mask=mask, noise=noise, header=header,
-                      format="ismrmrd", source=path)
+                      calibration=cal, calibration_mask=cal_mask, format="ismrmrd", source=path)
     else:
         kspace, traj, info = _read_radial(scan, spokes_per_frame)
         header.extra.update(info)
+        header.extra["slice_geometry"] = _slice_geometry(scan, info["slice_values"])
         raw = RawData(kspace=kspace, kind="radial", trajectory=traj, noise=noise, header=header,
                       format="ismrmrd", source=path)
     if noise is not None and noise.shape[0] != raw.num_coils:

@@ -7,10 +7,18 @@ import torch
 from mridip.errors import ShapeError
 from mridip.operators.base import LinearOperator, inner, max_eigenvalue
 from mridip.operators.cartesian import CartesianSense, fft2c, ifft2c
+from mridip.operators.nufft import available_backends, default_backend
 from mridip.operators.radial import RadialSense
 
 
-def make_operator(raw, coil_maps: torch.Tensor, *, sample_weights: torch.Tensor | None = None, **kw) -> LinearOperator:
+def make_operator(
+    raw,
+    coil_maps: torch.Tensor,
+    *,
+    sample_weights: torch.Tensor | None = None,
+    backend: str | None = "auto",
+    **kw,
+) -> LinearOperator:
     """The forward model of one slice of raw data.
 
     Parameters
@@ -23,6 +31,9 @@ def make_operator(raw, coil_maps: torch.Tensor, *, sample_weights: torch.Tensor 
         complex64 ``(C, Y, X)``; the operator lives on their device.
     sample_weights : torch.Tensor, optional
         Radial only: real ``(T, K)`` weights (see :class:`RadialSense`).
+    backend : str
+        Radial only: the NUFFT backend, ``"auto"``, ``"finufft"`` or ``"torchkbnufft"``
+        (protocol key ``data.nufft_backend``); Cartesian operators ignore it.
     **kw
         Passed to :class:`RadialSense` (``toeplitz``, ``coil_batch``, ``grid_oversampling``,
         ``numpoints``).
@@ -53,7 +64,7 @@ def make_operator(raw, coil_maps: torch.Tensor, *, sample_weights: torch.Tensor 
                 "restrict a Cartesian operator with A.restrict(mask) instead"
             )
         return CartesianSense(coil_maps, raw.mask[0])
-    return RadialSense(coil_maps, raw.trajectory[0], sample_weights=sample_weights, **kw)
+    return RadialSense(coil_maps, raw.trajectory[0], sample_weights=sample_weights, backend=backend, **kw)
 
 
 __all__ = [
@@ -63,6 +74,8 @@ __all__ = [
     "CartesianSense",
     "RadialSense",
     "make_operator",
+    "available_backends",
+    "default_backend",
     "fft2c",
     "ifft2c",
 ]

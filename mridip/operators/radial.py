@@ -7,15 +7,16 @@ Model, per frame ``t`` and coil ``c``::
 with ``n0 = (Y // 2, X // 2)`` the image centre and ``omega`` in radians/voxel. The
 ``1 / sqrt(Y X)`` makes an on-grid sample (``omega = 2 pi (j - N//2) / N``) equal to the
 centred orthonormal FFT used by :class:`~mridip.operators.cartesian.CartesianSense`, so
-the two operators share one scaling. The sum is evaluated with torchkbnufft's
-Kaiser-Bessel NUFFT (Fessler & Sutton, IEEE TSP 2003), batched over frames with one
-trajectory per frame.
+the two operators share one scaling. The sum is evaluated by a NUFFT backend
+(:mod:`mridip.operators.nufft`): finufft on CPU / cufinufft on CUDA (tolerance 1e-5), or
+torchkbnufft's Kaiser-Bessel NUFFT (Fessler & Sutton, IEEE TSP 2003; ~1e-3), batched over
+frames with one trajectory per frame; ``backend="auto"`` takes finufft where installed.
 
 Normal operator (Toeplitz embedding; Wajer & Pruessmann, ISMRM 2001; Fessler et al.,
 IEEE TSP 2005): ``A^H A = S^H P^T F_2N^{-1} diag(D_t) F_2N P S`` where ``P`` zero-pads
 each coil image to a ``2Y x 2X`` grid and ``D_t`` is the DFT of the weighted point-spread
 function of frame ``t``. ``D_t`` is real because the PSF of real weights is Hermitian,
-so it is stored as float32 ``(T, 2Y, 2X)`` and computed once.
+so it is stored as float32 ``(T, 2Y, 2X)`` and computed once, with the operator's backend.
 """
 
 from __future__ import annotations
@@ -24,24 +25,21 @@ import math
 
 import torch
 
-from mridip.errors import DependencyError, ShapeError
+from mridip.errors import ShapeError
 from mridip.operators.base import LinearOperator
+from mridip.operators.nufft import (  # available_backends, default_backend: re-exported
+    available_backends,
+    default_backend,
+    make_nufft,
+    resolve_backend,
+    toeplitz_kernels,
+)
 
 #: Working-set budget (bytes) of one coil chunk of the Toeplitz normal / NUFFT when
 #: ``coil_batch`` is None: ``T * coils * 2Y * 2X`` complex64 values.
 COIL_BATCH_BYTES = 2**28
 #: CPU only: bytes of one frame chunk of the Toeplitz normal's padded grid (cache-sized).
 CPU_CHUNK_BYTES = 2**22
-
-
-def _tkbn():
-    try:
-        import torchkbnufft as tkbn
-    except ImportError as exc:  # pragma: no cover - installed with the package
-        raise DependencyError(
-            "RadialSense needs torchkbnufft: pip install torchkbnufft"
-        ) from exc
-    return tkbn
 
 
 def auto_coil_batch(frames: int, coils: int, image_shape: tuple[int, int], budget_bytes: int = COIL_BATCH_BYTES) -> int:
@@ -81,7 +79,12 @@ class RadialSense(LinearOperator):
     grid_oversampling : float
         NUFFT grid size / image size (torchkbnufft's ``grid_size``), default 2.
     numpoints : int
-        Kaiser-Bessel interpolation neighbours per dimension, default 6.
+        Kaiser-Bessel interpolation neighbours per dimension, default 6 (torchkbnufft only;
+        finufft sets its kernel from its tolerance).
+    backend : {"auto", "finufft", "torchkbnufft"}
+        NUFFT library (see :mod:`mridip.operators.nufft`); ``"auto"`` = finufft (cufinufft
+        for CUDA maps) where installed, else torchkbnufft. The resolved name is
+        ``A.backend``; the Toeplitz kernels are computed with it too.
 
     Notes
     -----
@@ -100,8 +103,9 @@ class RadialSense(LinearOperator):
         coil_batch: int | None = None,
         grid_oversampling: float = 2.0,
         numpoints: int = 6,
+        backend: str | None = "auto",
         _kernels: torch.Tensor | None = None,
-        _nufft: tuple | None = None,
+        _nufft=None,
     ):
         name = type(self).__name__
         if not torch.is_tensor(coil_maps) or coil_maps.ndim != 3 or not coil_maps.is_complex():
@@ -140,6 +144,8 @@ class RadialSense(LinearOperator):
             if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
                 raise ShapeError(f"{name}: sample_weights must be finite and >= 0")
         super().__init__((t, ny, nx), (t, c, k))
+        self._requested_backend = "auto" if backend is None else str(backend).lower()
+        self.backend = resolve_backend(self._requested_backend, device)
         self.toeplitz = bool(toeplitz)
         self.grid_oversampling = float(grid_oversampling)
         self.numpoints = int(numpoints)
@@ -155,11 +161,10 @@ class RadialSense(LinearOperator):
         self.register_buffer("_scale", (w.sqrt() / math.sqrt(ny * nx)).unsqueeze(1))  # (T, 1, K)
 
         if _nufft is None:
-            tkbn = _tkbn()
-            kw = dict(im_size=(ny, nx), grid_size=self.grid_size, numpoints=self.numpoints, device=device)
-            _nufft = (tkbn.KbNufft(**kw), tkbn.KbNufftAdjoint(**kw))
-        # shared between an operator and the ones select_frames / restrict derive from it
-        self._nufft, self._nufft_adj = _nufft
+            _nufft = make_nufft(self.backend, traj, (ny, nx), grid_size=self.grid_size, numpoints=self.numpoints)
+        # shared with the operators restrict derives from it (select_frames slices it);
+        # a plain attribute, not a submodule: _apply rebuilds it when .to() changes device
+        self._nufft = _nufft
 
         if self.toeplitz:
             if _kernels is None:
@@ -167,6 +172,17 @@ class RadialSense(LinearOperator):
             self.register_buffer("kernels", _kernels)  # (T, 2Y, 2X) float32
         else:
             self.register_buffer("kernels", None)
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(device) moves the buffers; the NUFFT (plans / tables) is rebuilt on the new
+        # device, the backend re-resolved there ("auto": cufinufft on CUDA, finufft on CPU)
+        out = super()._apply(fn, *args, **kwargs)
+        nu = self.__dict__.get("_nufft")
+        if nu is not None and nu.device != self.trajectory.device:
+            self.backend = resolve_backend(self._requested_backend, self.trajectory.device)
+            self._nufft = make_nufft(self.backend, self.trajectory, self.ishape[1:],
+                                     grid_size=self.grid_size, numpoints=self.numpoints)
+        return out
 
     # --------------------------------------------------------------- kernels
     @torch.no_grad()
@@ -176,14 +192,11 @@ class RadialSense(LinearOperator):
         Includes the operator's ``1 / (Y X)`` and the ``1 / (4 Y X)`` of the unnormalised
         FFT pair used in :meth:`_normal`, so no scaling is left to do at apply time.
         """
-        tkbn = _tkbn()
         _, ny, nx = self.ishape
-        w = (self.weights / (ny * nx)).unsqueeze(1)  # (T, 1, K)
-        kern = tkbn.calc_toeplitz_kernel(
-            self.trajectory, (ny, nx), weights=w, norm=None,
+        return toeplitz_kernels(
+            self.backend, self.trajectory, self.weights, (ny, nx),
             grid_size=self.grid_size, numpoints=self.numpoints,
-        )  # (T, 2Y, 2X) complex, Hermitian-symmetrised, imaginary part ~ 1e-20
-        return kern.real.to(torch.float32).contiguous()
+        )  # (T, 2Y, 2X) float32
 
     # ----------------------------------------------------------- operators
     def _chunks(self):
@@ -195,7 +208,7 @@ class RadialSense(LinearOperator):
         parts = []
         for c0, c1 in self._chunks():
             img = x.unsqueeze(1) * self.coil_maps[c0:c1]  # (T, cb, Y, X)
-            parts.append(self._nufft(img, self.trajectory, norm=None))  # (T, cb, K)
+            parts.append(self._nufft.forward(img))  # (T, cb, K)
         y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return y * self._scale
 
@@ -203,7 +216,7 @@ class RadialSense(LinearOperator):
         yw = y * self._scale
         out = None
         for c0, c1 in self._chunks():
-            img = self._nufft_adj(yw[:, c0:c1].contiguous(), self.trajectory, norm=None)  # (T, cb, Y, X)
+            img = self._nufft.adjoint(yw[:, c0:c1])  # (T, cb, Y, X)
             part = (img * self.coil_maps[c0:c1].conj()).sum(dim=1)
             out = part if out is None else out + part
         return out
@@ -251,7 +264,7 @@ class RadialSense(LinearOperator):
             coil_maps=self.coil_maps, trajectory=self.trajectory, sample_weights=self.weights,
             toeplitz=self.toeplitz, coil_batch=self.coil_batch,
             grid_oversampling=self.grid_oversampling, numpoints=self.numpoints,
-            _nufft=(self._nufft, self._nufft_adj),
+            backend=self._requested_backend, _nufft=self._nufft,
         )
         args.update(kw)
         return RadialSense(args.pop("coil_maps"), args.pop("trajectory"), **args)
@@ -278,10 +291,12 @@ class RadialSense(LinearOperator):
         return self._like(
             trajectory=self.trajectory[idx], sample_weights=self.weights[idx],
             _kernels=None if self.kernels is None else self.kernels[idx],
+            _nufft=self._nufft.select(idx),
         )
 
     def extra_repr(self) -> str:
         return (
             f"ishape={self.ishape}, oshape={self.oshape}, toeplitz={self.toeplitz}, "
-            f"coil_batch={self.coil_batch}, grid={self.grid_size}, numpoints={self.numpoints}"
+            f"coil_batch={self.coil_batch}, grid={self.grid_size}, numpoints={self.numpoints}, "
+            f"backend={self.backend!r}"
         )

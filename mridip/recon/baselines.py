@@ -687,6 +687,7 @@ def _gridding_method(A: LinearOperator, y: Tensor, **kw) -> tuple[Tensor, dict]:
 
 
 from mridip.recon.bart import bart_pics_method  # noqa: E402  (BART itself is only needed when run)
+from mridip.recon.grappa import grappa  # noqa: E402  (k-space interpolation; mridip/recon/grappa.py)
 
 #: Protocol names -> callables ``f(A, y, **params) -> (x, info)``.
 METHODS: dict[str, Callable[..., tuple[Tensor, dict]]] = {
@@ -698,4 +699,5 @@ METHODS: dict[str, Callable[..., tuple[Tensor, dict]]] = {
     "spatiotemporal-tv": spatiotemporal_tv,
     "lplus-s": lplus_s,
     "bart-pics": bart_pics_method,
+    "grappa": grappa,
 }

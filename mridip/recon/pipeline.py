@@ -75,7 +75,8 @@ def slice_problem(raw: RawData, proto: Protocol, device: torch.device, coil_maps
 
     if coil_maps is None:
         opts = {k: v for k, v in proto.coils.items() if k != "method"}
-        maps, valid = estimate_maps(raw, proto.option("coils", "method"), device=device, **opts)
+        maps, valid = estimate_maps(raw, proto.option("coils", "method"), device=device,
+                                    nufft_backend=proto.option("data", "nufft_backend"), **opts)
     else:
         maps = torch.as_tensor(coil_maps).to(device=device, dtype=torch.complex64)
         if tuple(maps.shape) != (raw.num_coils, *raw.image_shape):
@@ -84,7 +85,7 @@ def slice_problem(raw: RawData, proto: Protocol, device: torch.device, coil_maps
                 f"{(raw.num_coils, *raw.image_shape)}"
             )
         valid = (maps.abs() ** 2).sum(0) > 0
-    A = make_operator(raw, maps)
+    A = make_operator(raw, maps, backend=proto.option("data", "nufft_backend"))
     y = raw.kspace[0].to(device=device, dtype=torch.complex64)
     return SliceProblem(A=A, y=y, coil_maps=maps, valid=valid.to(device), raw=raw)
 
@@ -186,9 +187,16 @@ def _run_mapping(*args, **kwargs) -> MethodResult:
     return run_mapping(*args, **kwargs)
 
 
+def _run_grappa(*args, **kwargs) -> MethodResult:
+    from mridip.recon.grappa import run_grappa  # the slice's ACS data (raw.calibration) go with A, y
+
+    return run_grappa(*args, **kwargs)
+
+
 #: Methods with their own schedule or inputs (still on the one fitting loop); others use
 #: run_generator or run_baseline.
-RUNNERS: dict[str, Callable[..., MethodResult]] = {"gip": _run_gip, "dip-mapping": _run_mapping}
+RUNNERS: dict[str, Callable[..., MethodResult]] = {"gip": _run_gip, "dip-mapping": _run_mapping,
+                                                   "grappa": _run_grappa}
 
 
 def _runner(proto: Protocol) -> Callable[..., MethodResult]:
@@ -211,6 +219,7 @@ def reconstruct(
     resume: bool = False,
     progress: bool = True,
     monitor: Callable[[int, torch.Tensor], float] | None = None,
+    trajectory: str | os.PathLike | None = None,
 ) -> Reconstruction:
     """Reconstruct raw data with a protocol (the Python mirror of ``mridip recon``).
 
@@ -241,6 +250,8 @@ def reconstruct(
         known truth) of generator methods' iterates at each validation point, zeroed
         outside the coil maps' valid region like the output; recorded in the log as
         ``monitor``, never used to stop or to choose the returned image. Baselines ignore it.
+    trajectory : path, optional
+        Trajectory file for a ``raw`` path whose format keeps it apart (BART ``.cfl``).
 
     Returns
     -------
@@ -261,8 +272,8 @@ def reconstruct(
     source = None
     if not isinstance(raw, RawData):
         source = str(raw)
-        spf = int(proto.option("data", "spokes_per_frame")) or None
-        raw = load_raw(raw, spokes_per_frame=spf)
+        raw = load_raw(raw, spokes_per_frame=proto.spokes_per_frame(),
+                       calibration=proto.option("data", "calibration"), trajectory=trajectory)
     raw = preprocess(raw, proto)
     if slices is None:
         sel = proto.option("data", "slices")
@@ -315,6 +326,16 @@ def reconstruct(
         "preprocessing": list(raw.history),
         "coil_method": "given" if coil_maps is not None else str(proto.option("coils", "method")),
     }
+    attrs.update(_geometry_attrs(raw, slices))
+    backend = getattr(problem.A, "backend", None)
+    if backend:
+        attrs["nufft_backend"] = str(backend)
+    if raw.kind == "cartesian":
+        attrs["calibration"] = (
+            f"{raw.header.extra.get('calibration_use', 'data+maps')}: "
+            f"{raw.header.calibration_lines} calibration lines" if raw.calibration is not None
+            else "none in the data (coil maps from the frames' fully sampled centre)"
+        )
     if source:
         from mridip.io import file_sha256
 
@@ -339,6 +360,29 @@ def reconstruct(
         attrs["parameter_maps_source"] = infos[0].get("parameter_maps_source", "")
     return Reconstruction(image=image, method=proto.method, attrs=attrs, reference=reference, log=log,
                           parameter_maps=parameter_maps)
+
+
+def _geometry_attrs(raw: RawData, slices: list[int]) -> dict[str, Any]:
+    """What outputs for other software (MRD, NIfTI: :mod:`mridip.io.export`) need of the header.
+
+    ``recon_fov_mm`` [x, y, z] (mm), ``slice_geometry`` (JSON list, one entry per
+    reconstructed slice: position in mm, read / phase / slice directions), ``tr_ms`` and
+    the input's ``ismrmrd_header`` XML, each only where the input says.
+    """
+    import json
+
+    h = raw.header
+    out: dict[str, Any] = {}
+    if h.recon_fov_mm is not None:
+        out["recon_fov_mm"] = [float(v) for v in h.recon_fov_mm]
+    geo = h.extra.get("slice_geometry")
+    if geo and len(geo) == raw.num_slices:
+        out["slice_geometry"] = json.dumps([geo[s] for s in slices])
+    if h.tr_ms:
+        out["tr_ms"] = float(h.tr_ms[0])
+    if h.xml:
+        out["ismrmrd_header"] = str(h.xml)
+    return out
 
 
 def checkpoint_stem(output: str | os.PathLike) -> str:

@@ -2,6 +2,8 @@
 
 A new operator (or variant) is tested by adding one line to ``REGISTRY``: a name and a
 factory ``f(device) -> LinearOperator``. Sizes are tiny so the whole set runs in seconds.
+Every radial variant is registered once per NUFFT backend (``radial...[finufft]``,
+``radial...[torchkbnufft]``), so each adjoint, normal and gradient test runs on both.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import torch
 
 from mridip.operators import CartesianSense, RadialSense
+from mridip.operators.nufft import BACKENDS
 from mridip.trajectories import radial_trajectory, variable_density_lines
 
 T, C, Y, X = 3, 4, 16, 12  # non-square on purpose: catches swapped (ky, kx) axes
@@ -47,21 +50,28 @@ def _cart(device):
     return CartesianSense(coil_maps(device=device), variable_density_lines(T, Y, X, 2.0, center_lines=4))
 
 
-def _radial(device, **kw):
-    return RadialSense(coil_maps(device=device), trajectory().to(device), **kw)
+def _radial(device, backend="auto", **kw):
+    return RadialSense(coil_maps(device=device), trajectory().to(device), backend=backend, **kw)
+
+
+def _radial_variants(b: str) -> dict:
+    return {
+        f"radial[{b}]": lambda d: _radial(d, b),
+        f"radial_weighted[{b}]": lambda d: _radial(d, b, sample_weights=weights().to(d)),
+        f"radial_coil_batch[{b}]": lambda d: _radial(d, b, sample_weights=weights().to(d), coil_batch=3),
+        f"radial_no_toeplitz[{b}]": lambda d: _radial(d, b, toeplitz=False),
+        f"radial_restricted[{b}]": lambda d: _radial(d, b, sample_weights=weights().to(d)).restrict(holdout((T, 120)).to(d)),
+        f"radial_frames[{b}]": lambda d: _radial(d, b, sample_weights=weights().to(d), coil_batch=3).select_frames(torch.tensor([2, 1])),
+    }
 
 
 REGISTRY = {
     "cartesian": _cart,
     "cartesian_restricted": lambda d: _cart(d).restrict(holdout((T, Y, X)).to(d)),
     "cartesian_frames": lambda d: _cart(d).select_frames(torch.tensor([2, 0])),
-    "radial": lambda d: _radial(d),
-    "radial_weighted": lambda d: _radial(d, sample_weights=weights().to(d)),
-    "radial_coil_batch": lambda d: _radial(d, sample_weights=weights().to(d), coil_batch=3),
-    "radial_no_toeplitz": lambda d: _radial(d, toeplitz=False),
-    "radial_restricted": lambda d: _radial(d, sample_weights=weights().to(d)).restrict(holdout((T, 120)).to(d)),
-    "radial_frames": lambda d: _radial(d, sample_weights=weights().to(d), coil_batch=3).select_frames(torch.tensor([2, 1])),
 }
+for _b in BACKENDS:
+    REGISTRY.update(_radial_variants(_b))
 
 
 def random_input(shape, device="cpu", seed: int = 0) -> torch.Tensor:

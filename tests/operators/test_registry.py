@@ -96,7 +96,12 @@ def test_sample_mask_restrict_and_frames(ops, name):
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_matches_cpu(ops, name):
-    """Same operator on CUDA: float32 FFT/NUFFT orderings differ, hence 1e-4."""
+    """Same operator on CUDA (finufft variants: cufinufft against finufft, eps 1e-5):
+    float32 FFT/NUFFT orderings differ, hence 1e-4."""
+    from mridip.operators import available_backends
+
+    if "[finufft]" in name and "finufft" not in available_backends("cuda"):
+        pytest.skip("cufinufft is not installed (pip install cufinufft)")
     A, G = ops[name], REGISTRY[name]("cuda")
     x = random_input(A.ishape, seed=7)
     y = random_input(A.oshape, seed=8)

@@ -204,7 +204,7 @@ def test_bad_input_raises_shape_error(cartesian):
 
 def test_methods_registry_names():
     assert set(B.METHODS) == {"gridding", "cg-sense", "l1-wavelet", "tv", "temporal-tv",
-                              "spatiotemporal-tv", "lplus-s", "bart-pics"}
+                              "spatiotemporal-tv", "lplus-s", "bart-pics", "grappa"}
     # every built-in baseline protocol names a registered method
     from mridip.protocols import builtin_protocols, load_protocol
 
