@@ -5,6 +5,10 @@
     python3 run.py test      # the full test suite (what CI runs)
     python3 run.py mridip ARGS...   # any mridip command inside the environment
 
+``demo`` and ``mridip`` run in the caller's folder (relative paths are the caller's; the
+demo writes ./mridip-demo there) and exit with the command's status; ``test`` runs in the
+repository.
+
 Needs only Python >= 3.10. The first call creates ``.venv`` beside this file, installs
 torch 2.13.0 (the CPU build) when that environment has no torch, then installs mridip
 with its test extra. Later calls reuse the environment and skip what is installed.
@@ -56,14 +60,17 @@ def main(argv: list[str]) -> int:
         return 2
     ensure_env()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # the tests run from the repository; a mridip command runs where the caller is, so that
+    # relative paths (inputs, -o) mean what they mean in the caller's folder
+    cwd: Path | None = None
     if argv[0] == "test":
-        cmd = [str(PY), "-m", "pytest", "-q", *argv[1:]]
+        cmd, cwd = [str(PY), "-m", "pytest", "-q", *argv[1:]], ROOT
     elif argv[0] == "demo":
         cmd = [str(BIN / "mridip"), "demo", *argv[1:]]
     else:
         cmd = [str(BIN / "mridip"), *argv[1:]]
     print("+", " ".join(cmd), flush=True)
-    return subprocess.call(cmd, cwd=ROOT, env=env)
+    return subprocess.call(cmd, cwd=cwd, env=env)  # its exit status is ours
 
 
 if __name__ == "__main__":

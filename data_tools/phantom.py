@@ -947,6 +947,11 @@ _FILE_NAMES = {
     "fastmri": "fastmri_multislice.h5",
     "t2map": "t2_mapping.h5",
     "grappa": "grappa.h5",
+    # T1 mapping and radial mapping scans: data_tools.t1_phantom.simulate_t1_to_files
+    "t1map": "t1_mapping.h5",
+    "t1map-radial": "t1_mapping_radial.h5",
+    "molli": "molli.h5",
+    "t2map-radial": "t2_mapping_radial.h5",
 }
 # a brain field of view (one normalised unit = 128 mm) and the scanner of the T2 phantom
 _T2MAP_FOV_MM = (256.0, 256.0, 5.0)
@@ -1065,8 +1070,15 @@ def simulate_to_files(
     seed: int = 0,
     echoes: int = 8,
     echo_spacing_ms: float = 10.0,
+    t1_model: str = "ir",
 ) -> list[str]:
     """Simulate a phantom and write raw data plus ground truth files into ``output``.
+
+    - ``kind="t1map"``, ``"t1map-radial"``, ``"molli"``, ``"t2map-radial"``: T1 mapping
+      (``t1_model`` ``ir`` / ``sr`` / ``vfa``) of the NIST-like phantom, Cartesian or radial,
+      MOLLI of a short-axis slice, radial multi-echo T2: see
+      :func:`data_tools.t1_phantom.simulate_t1_to_files` (``frames``, ``slices`` and
+      ``respiration`` do not apply).
 
     - ``kind="radial"``: ``radial_cine.h5`` (ISMRMRD, one acquisition per golden-angle
       spoke, trajectory in cycles/pixel, noise scans first).
@@ -1110,6 +1122,12 @@ def simulate_to_files(
     """
     if kind not in _FILE_NAMES:
         raise ShapeError(f"kind must be one of {sorted(_FILE_NAMES)}, got {kind!r}")
+    if kind in ("t1map", "t1map-radial", "molli", "t2map-radial"):
+        from data_tools.t1_phantom import simulate_t1_to_files
+
+        return simulate_t1_to_files(output, kind=kind, size=size, coils=coils, acceleration=acceleration,
+                                    spokes_per_frame=spokes_per_frame, snr=snr, seed=seed, t1_model=t1_model,
+                                    echoes=echoes, echo_spacing_ms=echo_spacing_ms)
     try:
         from data_tools import writers
     except ImportError as exc:
@@ -1251,8 +1269,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--kind", choices=sorted(_FILE_NAMES), default="radial",
                    help="radial or Cartesian cine (ISMRMRD), a static multi-slice fastMRI file, "
-                   "t2map: a multi-echo spin-echo brain T2-mapping scan (ISMRMRD), or grappa: "
-                   "a brain slice shaped like a Siemens GRAPPA export (ACS lines, noise scan)")
+                   "t2map: a multi-echo spin-echo brain T2-mapping scan (ISMRMRD), grappa: "
+                   "a brain slice shaped like a Siemens GRAPPA export (ACS lines, noise scan), "
+                   "t1map / t1map-radial: the NIST-like T1 plate (IR, SR or VFA: --t1-model), "
+                   "molli: a short-axis MOLLI 5(3)3 slice, t2map-radial: golden-angle multi-echo")
     p.add_argument("--size", type=int, default=128, help="image matrix N (N x N), default 128")
     p.add_argument("--frames", type=int, default=20,
                    help="cardiac frames T, default 20 (ignored for t2map: T = --echoes)")
@@ -1265,6 +1285,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--echoes", type=int, default=8, help="t2map: echoes E, default 8")
     p.add_argument("--echo-spacing", type=float, default=10.0,
                    help="t2map: echo spacing in ms, TE = spacing x (1..E), default 10")
+    p.add_argument("--t1-model", choices=("ir", "sr", "vfa"), default="ir",
+                   help="t1map / t1map-radial: inversion recovery (default), saturation recovery or "
+                   "variable flip angle (writes b1_map.npy)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -1285,7 +1308,7 @@ def simulate_from_args(args: argparse.Namespace) -> list[str]:
         args.output, kind=args.kind, size=args.size, frames=args.frames, coils=args.coils,
         spokes_per_frame=args.spokes, acceleration=args.acceleration, snr=args.snr,
         slices=args.slices, respiration=args.respiration, seed=args.seed,
-        echoes=args.echoes, echo_spacing_ms=args.echo_spacing,
+        echoes=args.echoes, echo_spacing_ms=args.echo_spacing, t1_model=getattr(args, "t1_model", "ir"),
     )
 
 

@@ -81,13 +81,15 @@ def _header(
     field_strength_t: float,
     te_ms: float | Sequence[float] | None,
     tr_ms: float | None,
-    flip_angle_deg: float | None = None,
+    flip_angle_deg: float | Sequence[float] | None = None,
     acceleration: int | None = None,
     trajectory_description: str | None = None,
+    ti_ms: float | Sequence[float] | None = None,
 ) -> str:
     """The ismrmrdHeader XML text, built with the schema classes of ``ismrmrd.xsd``.
 
-    ``te_ms`` is one echo time or one per contrast (the TE list of sequenceParameters).
+    ``te_ms`` is one echo time or one per contrast (the TE list of sequenceParameters);
+    ``ti_ms`` and ``flip_angle_deg`` likewise (the TI and flipAngle_deg lists).
     """
     x = _xsd()
 
@@ -119,7 +121,8 @@ def _header(
     seq = x.sequenceParametersType(
         TR=[float(tr_ms)] if tr_ms is not None else [],
         TE=[] if te_ms is None else [float(t) for t in np.atleast_1d(te_ms)],
-        flipAngle_deg=[float(flip_angle_deg)] if flip_angle_deg is not None else [],
+        flipAngle_deg=[] if flip_angle_deg is None else [float(a) for a in np.atleast_1d(flip_angle_deg)],
+        TI=[] if ti_ms is None else [float(t) for t in np.atleast_1d(ti_ms)],
     )
     hdr = x.ismrmrdHeader(
         experimentalConditions=x.experimentalConditionsType(
@@ -193,10 +196,11 @@ def write_ismrmrd_cartesian(
     field_strength_t: float = 1.5,
     te_ms: float | Sequence[float] = 1.5,
     tr_ms: float = 3.0,
-    flip_angle_deg: float | None = None,
+    flip_angle_deg: float | Sequence[float] | None = None,
     calibration_lines: int = 0,
     shuffle_seed: int | None = None,
     frame_counter: str = "phase",
+    ti_ms: float | Sequence[float] | None = None,
 ) -> str:
     """Write Cartesian k-space as an ISMRMRD file, one acquisition per sampled line.
 
@@ -223,6 +227,11 @@ def write_ismrmrd_cartesian(
         Echo time in ms, or one per contrast (``T`` values when ``frame_counter`` is
         ``"contrast"``, e.g. the echoes of a multi-echo spin echo); written as the
         header's sequenceParameters TE list.
+    ti_ms : float or sequence of float, optional
+        Inversion (or saturation-recovery) time(s) in ms, one per frame for a T1-mapping
+        scan: the header's sequenceParameters TI list (written as given, not checked
+        against the frames: a file may hold one TI for all). ``flip_angle_deg`` may
+        likewise be one per frame (variable flip angles).
     calibration_lines : int
         The central ``calibration_lines`` lines (where sampled) are flagged
         ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING and the header gets a parallelImaging
@@ -307,6 +316,7 @@ def write_ismrmrd_cartesian(
         tr_ms=tr_ms,
         flip_angle_deg=flip_angle_deg,
         acceleration=accel if calibration_lines > 0 else None,
+        ti_ms=ti_ms,
     )
     first_flag = getattr(ismrmrd, f"ACQ_FIRST_IN_{frame_counter.upper()}")
     last_flag = getattr(ismrmrd, f"ACQ_LAST_IN_{frame_counter.upper()}")
@@ -355,8 +365,10 @@ def write_ismrmrd_radial(
     write_phase: bool = True,
     fov_mm: tuple[float, float, float] = (320.0, 320.0, 8.0),
     field_strength_t: float = 1.5,
-    te_ms: float = 1.5,
+    te_ms: float | Sequence[float] = 1.5,
     tr_ms: float = 3.0,
+    ti_ms: float | Sequence[float] | None = None,
+    flip_angle_deg: float | Sequence[float] | None = None,
 ) -> str:
     """Write radial k-space as an ISMRMRD file, one acquisition per spoke.
 
@@ -376,6 +388,9 @@ def write_ismrmrd_radial(
     write_phase : bool
         ``idx.phase`` = frame (True) or 0 for all spokes (the reader then bins by
         ``spokes_per_frame``).
+    te_ms, tr_ms, ti_ms, flip_angle_deg
+        Header facts (ms, deg): one value, or one per frame for a mapping scan (multi-echo
+        TE list, multi-TI TI list, variable flip angles), written as sequenceParameters lists.
 
     Each acquisition's traj field is ``(samples, 2)`` in cycles/pixel, column 0 = kx,
     column 1 = ky; ``idx.kspace_encode_step_1`` = spoke number (mod 65536); the header
@@ -428,6 +443,8 @@ def write_ismrmrd_radial(
         te_ms=te_ms,
         tr_ms=tr_ms,
         trajectory_description="radial spokes, trajectory in each acquisition (cycles/pixel)",
+        ti_ms=ti_ms,
+        flip_angle_deg=flip_angle_deg,
     )
     acqs = _noise_acquisitions(noise, C)
     cyc = radians_to_cycles(tr).astype(np.float32)

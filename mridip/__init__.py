@@ -21,4 +21,15 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 from mridip.data import Header, RawData, Reconstruction  # noqa: E402
 from mridip.errors import MridipError  # noqa: E402
 
-__all__ = ["Header", "RawData", "Reconstruction", "MridipError", "__version__"]
+__all__ = ["Header", "RawData", "Reconstruction", "MridipError", "reconstruct", "__version__"]
+
+
+def __getattr__(name: str):
+    # ``mridip.reconstruct`` is imported on first use: ``import mridip`` stays light (no
+    # operators, models or solvers until a reconstruction is asked for)
+    if name == "reconstruct":
+        from mridip.recon.pipeline import reconstruct
+
+        globals()["reconstruct"] = reconstruct
+        return reconstruct
+    raise AttributeError(f"module 'mridip' has no attribute {name!r}")

@@ -64,15 +64,21 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, devic
     On CUDA the device is synchronised before and after every timed run, so the time
     covers the kernels, not just their launch. The median CPU time of the process over
     the same runs is left in ``time_call.last_cpu_seconds`` (on a shared CPU it is the
-    steadier number: it does not count time other processes held the cores).
+    steadier number: it does not count time other processes held the cores). Before every
+    run :func:`mridip.threads.adapt_threads` lets the thread policy follow the free cores,
+    as in a fitting loop.
     """
+    from mridip.threads import adapt_threads
+
     dev = torch.device(device)
     for _ in range(max(0, int(warmup))):
+        adapt_threads()
         fn()
     _sync(dev)
     times = []
     cpu = []
     for _ in range(max(1, int(repeats))):
+        adapt_threads()
         _sync(dev)
         t0, c0 = time.perf_counter(), time.process_time()
         fn()
@@ -108,7 +114,8 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def _row(name: str, case: str, device: torch.device, seconds, **kw) -> dict:
-    return {"name": name, "case": case, "device": device.type, "seconds": seconds, **kw}
+    return {"name": name, "case": case, "device": device.type, "seconds": seconds,
+            "threads": torch.get_num_threads(), **kw}
 
 
 # ------------------------------------------------------------------ operators
@@ -363,9 +370,13 @@ def _windowed(fn: Callable[[], object], warm_s: float, time_s: float, min_runs: 
     """Run ``fn`` for ``warm_s`` s untimed, then time it for ``time_s`` s (>= ``min_runs`` runs).
 
     Calls :func:`mridip.threads.adapt_threads` before every run, as a solver loop does.
-    Returns median and mean seconds per run and the run count.
+    Returns median and mean seconds per run, the run count, the thread count at the end and
+    ``others_cores``: the CPU other processes used on the allowed cores during the timed
+    window (``/proc/stat`` less this process), in cores.
     """
-    from mridip.threads import adapt_threads
+    from mridip.threads import _busy_ticks, _self_ticks, adapt_threads, allowed_cpus
+
+    cpus = allowed_cpus()
 
     end = time.perf_counter() + warm_s
     while True:
@@ -374,6 +385,7 @@ def _windowed(fn: Callable[[], object], warm_s: float, time_s: float, min_runs: 
         if time.perf_counter() >= end:
             break
     times = []
+    b0, o0 = _busy_ticks(cpus), _self_ticks()
     t_start = time.perf_counter()
     end = t_start + time_s
     while time.perf_counter() < end or len(times) < min_runs:
@@ -381,8 +393,13 @@ def _windowed(fn: Callable[[], object], warm_s: float, time_s: float, min_runs: 
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"median": float(statistics.median(times)), "mean": (time.perf_counter() - t_start) / len(times),
-            "runs": len(times), "threads": torch.get_num_threads()}
+    wall = time.perf_counter() - t_start
+    b1, o1 = _busy_ticks(cpus), _self_ticks()
+    others = None
+    if None not in (b0, b1, o0, o1):
+        others = max(0.0, ((b1 - b0) - (o1 - o0)) / (os.sysconf("SC_CLK_TCK") * wall))
+    return {"median": float(statistics.median(times)), "mean": wall / len(times),
+            "runs": len(times), "threads": torch.get_num_threads(), "others_cores": others}
 
 
 def _contended_worker(spec: dict) -> dict:
@@ -474,6 +491,7 @@ def contended_rows(tiny: bool = False, competitors_n: int | None = None, timeout
                          "alone_mean_seconds": a["mean"], "contended_mean_seconds": c["mean"],
                          "ratio": ratio, "within_target": ratio <= CONTENDED_TARGET,
                          "threads_alone": a["threads"], "threads_contended": c["threads"],
+                         "others_alone": a["others_cores"], "others_contended": c["others_cores"],
                          "runs": [a["runs"], c["runs"]], "policy_summary": summary,
                          "thread_policy": data["policy"]})
     return rows
@@ -538,28 +556,30 @@ def format_table(records: list[dict]) -> str:
     """The plain-text table ``mridip bench`` prints."""
     lines = []
     ops = [r for r in records if r["name"] not in ("radial_maps_cg_sense", "contended")]
-    hdr = f"{'case':<24} {'backend':<13} {'operation':<24} {'seconds':>9} {'CPU s':>8} {'peak MB':>8}"
-    lines += [hdr, "-" * len(hdr)]
+    hdr = f"{'case':<24} {'backend':<13} {'operation':<28} {'seconds':>9} {'CPU s':>8} {'thr':>3} {'peak MB':>8}"
+    if ops:
+        lines += [hdr, "-" * len(hdr)]
     for r in ops:
         b = r.get("backend", "")
         if "note" in r:
-            lines.append(f"{r['case']:<24} {b:<13} {r['name']:<24} {r['note']}")
+            lines.append(f"{r['case']:<24} {b:<13} {r['name']:<28} {r['note']}")
         elif r["name"] == "radial_fa_over_normal":
-            lines.append(f"{r['case']:<24} {b:<13} {'(fwd+adj) / normal':<24} {r['ratio']:>8.1f}x "
+            lines.append(f"{r['case']:<24} {b:<13} {'(fwd+adj) / normal':<28} {r['ratio']:>8.1f}x "
                          f"{r['cpu_ratio']:>7.1f}x")
         elif r["name"] == "radial_backend_agreement":
             if b == r["reference_backend"]:
                 continue  # itself
-            lines.append(f"{r['case']:<24} {b:<13} {'forward vs ' + r['reference_backend']:<24} "
+            lines.append(f"{r['case']:<24} {b:<13} {'forward vs ' + r['reference_backend']:<28} "
                          f"rel. diff {r['rel_diff_forward']:.1e}")
         elif r["name"] == "dc_forward_over_normal":
             extra = f"   (whole TDDIP step: {r['step_ratio']:.2f}x)" if "step_ratio" in r else ""
-            lines.append(f"{r['case']:<24} {'':<13} {'data term fwd / normal':<24} {r['ratio']:>8.1f}x{extra}")
+            lines.append(f"{r['case']:<24} {'':<13} {'data term fwd / normal':<28} {r['ratio']:>8.1f}x{extra}")
         else:
             name = r["name"] + (f" ({r['label']})" if r.get("label") else "")
             mem = r.get("peak_memory_mb")
-            lines.append(f"{r['case']:<24} {b:<13} {name:<24} {_fmt(r['seconds']):>9} "
-                         f"{_fmt(r.get('cpu_seconds')):>8} {_fmt(mem, '.0f'):>8}")
+            thr = r.get("threads")
+            lines.append(f"{r['case']:<24} {b:<13} {name:<28} {_fmt(r['seconds']):>9} "
+                         f"{_fmt(r.get('cpu_seconds')):>8} {'' if thr is None else thr:>3} {_fmt(mem, '.0f'):>8}")
     setup = [r for r in records if r["name"] == "radial_maps_cg_sense"]
     if setup:
         lines += ["", f"real-size radial set-up, {setup[0].get('case', '')}: coil maps (estimate_maps / sigpy "
@@ -578,9 +598,10 @@ def format_table(records: list[dict]) -> str:
     if cont:
         n = next((r["competitors"] for r in cont if "competitors" in r), "?")
         lines += ["", f"shared cores: alone vs beside {n} busy process(es); median s per run "
-                  f"(target: contended <= {CONTENDED_TARGET:g}x alone)"]
+                  f"(target: contended <= {CONTENDED_TARGET:g}x alone); threads and other processes' CPU "
+                  "use (cores) alone / contended"]
         h = (f"{'operation':<18} {'case':<22} {'policy':<8} {'alone s':>8} {'contended s':>12} {'ratio':>7} "
-             f"{'threads':>8}  policy in effect")
+             f"{'threads':>8} {'others':>9}  policy in effect")
         lines += [h, "-" * len(h)]
         for r in cont:
             if "note" in r:
@@ -588,7 +609,9 @@ def format_table(records: list[dict]) -> str:
                 continue
             lines.append(f"{r['op']:<18} {r['case']:<22} {r['policy']:<8} {r['alone_seconds']:>8.4f} "
                          f"{r['contended_seconds']:>12.4f} {r['ratio']:>6.1f}x "
-                         f"{str(r['threads_alone']) + '/' + str(r['threads_contended']):>8}  {r['policy_summary']}")
+                         f"{str(r['threads_alone']) + '/' + str(r['threads_contended']):>8} "
+                         f"{_fmt(r['others_alone'], '.1f') + '/' + _fmt(r['others_contended'], '.1f'):>9}  "
+                         f"{r['policy_summary']}")
     return "\n".join(lines)
 
 
@@ -600,10 +623,11 @@ def main(device: str = "cpu", as_json: bool = False, repeats: int = 3, quick: bo
     "device_name", "thread_policy", "wall_seconds", "records": [...]}`` with the records
     of :func:`run`.
     """
-    from mridip.threads import thread_policy, thread_summary
+    from mridip.threads import refresh_threads, thread_policy, thread_summary
 
     t0 = time.perf_counter()
     dev = resolve_device(device)
+    refresh_threads()  # the load average read at import may be a minute old
     records = run(device, repeats=repeats, full=full and not quick, contended=contended, tiny=tiny)
     wall = time.perf_counter() - t0
     name = device_name(dev)

@@ -10,10 +10,19 @@ Outputs in the folder: ``results.md``, ``results.csv``, one ``<protocol>.h5`` pe
 ``frames.png`` (frame grid, one row per method), ``xt_profile.png`` (x-t profile through
 the heart or the image centre), ``errors.png`` (error maps), ``<protocol>.gif``.
 
-Parameter mapping: where the reference holds ``parameter_maps/T2`` (a data_tools
-``t2_mapping_truth.h5``) and the methods give T2 maps (a ``[mapping]`` table), the table
-gains the T2 errors in ms (:func:`mridip.metrics.map_errors`, inside the region where
-there is one) and ``maps.png`` shows the maps.
+Parameter mapping: where the reference holds ``parameter_maps/T2`` or ``/T1`` (a data_tools
+``t2_mapping_truth.h5``, ``t1_mapping_truth.h5``, ``molli_truth.h5``) and the methods give
+those maps (a ``[mapping]`` table), the table gains their errors in ms
+(:func:`mridip.metrics.map_errors`, inside the region where there is one, and per tissue
+region of :data:`MAP_REGIONS`), and ``maps.png`` (``maps_T1.png`` for a second map) shows
+the maps with their error maps.
+
+A baseline whose lambda was tuned shows it in the table: ``lam`` and ``lam_candidates``
+(each candidate with its held-out residual, the chosen one starred). ``xt_profile.png``
+draws the profile's line on the first image (the reference where there is one); every
+panel of ``errors.png`` names its frame. The folder follows the overwrite rule of
+:mod:`mridip.io.safety`: an earlier run's ``results.*`` / ``<protocol>.h5`` are replaced
+only with ``overwrite`` (or ``resume``), and never an input.
 
 Long comparisons survive interruption: generator fits write checkpoints beside their
 ``<protocol>.h5`` (``<protocol>.h5.ckpt.*``, removed once the file is written), and with
@@ -171,6 +180,8 @@ def compare(
     echo: bool = True,
     resume: bool = False,
     trajectory: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    coil_maps: str | os.PathLike | np.ndarray | torch.Tensor | None = None,
 ) -> list[dict[str, Any]]:
     """Run protocols on one input and write the comparison (see the module docstring).
 
@@ -198,13 +209,22 @@ def compare(
         interrupted generator fits from their checkpoints; everything else is run afresh.
     trajectory : path, optional
         Trajectory of BART ``.cfl`` k-space (see :func:`mridip.io.load_raw`).
+    overwrite : bool
+        Replace the results of an earlier run in ``output_dir`` (``results.md``,
+        ``results.csv``, ``<protocol>.h5``); without it (or ``resume``) such a folder is
+        refused before any work (:func:`mridip.io.safety.refuse_overwrite_dir`). A file of
+        the folder that is an input (the raw file, the reference) is refused always.
+    coil_maps : path or array, optional
+        Coil maps ``(C, Y, X)`` or ``(S, C, Y, X)`` for every protocol instead of
+        estimating them: an array, or a file for :func:`mridip.io.coilmaps.load_coil_maps`.
 
     Returns
     -------
     list of dict
         One row per protocol: method, protocol, PSNR / SSIM / NRMSE (whole and region),
-        seconds, iterations, stop reason, device; with reference and method T2 maps also
-        ``t2_mae_ms``, ``t2_mape`` (%) and ``t2_bias_ms``.
+        seconds, iterations, stop reason, device; with reference and method T2 (T1) maps also
+        ``t2_mae_ms``, ``t2_mape`` (%) and ``t2_bias_ms`` (``t1_*``), and the same per
+        reference region of :data:`MAP_REGIONS` other than ``region`` (``t1_mape_spheres``, ...).
     """
     from mridip import metrics, viz
     from mridip.coils import estimate_maps
@@ -222,19 +242,41 @@ def compare(
     labels = [pr.name for pr in protos]
     if len(set(labels)) != len(labels):
         raise ProtocolError(f"protocol names must differ to label the table: {labels}")
+    from mridip.io.safety import refuse_overwrite_dir
+
+    maps_file = coil_maps if isinstance(coil_maps, (str, os.PathLike)) else None
+    # a resume replaces only what is not reusable: it is the user's consent for the folder
+    refuse_overwrite_dir(out, inputs=(input, reference, trajectory, maps_file), overwrite=overwrite or resume,
+                         marker_files=["results.md", "results.csv", *[f"{n}.h5" for n in labels]])
     dev = resolve_device(device)
 
     first = protos[0]
     raw = preprocess(load_raw(input, spokes_per_frame=first.spokes_per_frame(),
                               calibration=first.option("data", "calibration"), trajectory=trajectory), first)
     t0 = time.perf_counter()
-    maps = []
-    for s in range(raw.num_slices):
-        opts = {k: v for k, v in first.coils.items() if k != "method"}
-        m, _ = estimate_maps(raw.slice(s), first.option("coils", "method"), device=dev,
-                             nufft_backend=first.option("data", "nufft_backend"), **opts)
-        maps.append(m)
-    maps_t = torch.stack(maps)
+    if coil_maps is not None:
+        if maps_file is not None:
+            from mridip.io.coilmaps import load_coil_maps
+
+            coil_maps = load_coil_maps(maps_file)
+        maps_t = torch.as_tensor(np.asarray(coil_maps.cpu() if torch.is_tensor(coil_maps) else coil_maps))
+        maps_t = (maps_t[None] if maps_t.ndim == 3 else maps_t).to(dev, torch.complex64)
+        want = (raw.num_slices, raw.num_coils, *raw.image_shape)
+        if tuple(maps_t.shape) != want and not (maps_t.shape[0] == 1 and tuple(maps_t.shape[1:]) == want[1:]):
+            raise ShapeError(f"coil maps have shape {tuple(maps_t.shape)}, expected (S, C, Y, X) = {want} "
+                             "(after the protocol's coil compression)")
+        maps_t = maps_t.expand(raw.num_slices, *maps_t.shape[1:])
+    else:
+        from mridip.recon.pipeline import stage
+
+        maps = []
+        for s in range(raw.num_slices):
+            opts = {k: v for k, v in first.coils.items() if k != "method"}
+            with stage(f"coil maps ({first.option('coils', 'method')}), slice {s}", progress):
+                m, _ = estimate_maps(raw.slice(s), first.option("coils", "method"), device=dev,
+                                     nufft_backend=first.option("data", "nufft_backend"), **opts)
+            maps.append(m)
+        maps_t = torch.stack(maps)
     maps_seconds = time.perf_counter() - t0
     provenance = {"input": str(input), "input_sha256": file_sha256(input), "coil_maps_sha256": tensor_sha256(maps_t)}
 
@@ -275,6 +317,7 @@ def compare(
             "method": pr.method, "protocol": pr.name, "seconds": round(float(a["wall_seconds"]), 2),
             "iterations": int(a["iterations"]), "stop_reason": a["stop_reason"], "device": a["device"],
         }
+        row.update(lambda_summary(a))
         if ref is not None:
             if img.shape[0] != ref.image.shape[0] or img.shape[1] != ref.image.shape[1]:
                 raise ShapeError(
@@ -289,11 +332,12 @@ def compare(
                 row.update({f"psnr_{region}": inr["psnr"], f"ssim_{region}": inr["ssim"], f"nrmse_{region}": inr["nrmse"]})
             images[pr.name] = img_c[0]
             row.update(oracle_summary(rec.log))
-            if "T2" in ref.maps and "T2" in rec.parameter_maps:
-                t2 = _centre_crop(np.asarray(rec.parameter_maps["T2"]), ref.maps["T2"].shape[-2:])
-                err = metrics.map_errors(t2, ref.maps["T2"], None if reg is None else reg[:, 0])
-                row.update({"t2_mae_ms": err["mae"], "t2_mape": err["mape"], "t2_bias_ms": err["bias"]})
-                t2_maps[pr.name] = t2[0]
+            for name in MAP_NAMES:  # T2, T1: errors in ms inside the region, per named tissue region
+                if name not in ref.maps or name not in rec.parameter_maps:
+                    continue
+                est = _centre_crop(np.asarray(rec.parameter_maps[name]), ref.maps[name].shape[-2:])
+                row.update(_map_columns(metrics, name, est, ref, reg, region))
+                t2_maps.setdefault(name, {})[pr.name] = est[0]
         else:
             images[pr.name] = img[0]
         rows.append(row)
@@ -305,13 +349,13 @@ def compare(
         series = {"reference": ref.image[0], **series}
     viz.save_frame_grid(series, out / "frames.png")
     line = _heart_line(None if reg is None else reg[0], next(iter(images.values())).shape[-2:])
-    viz.save_xt_profile(series, out / "xt_profile.png", row=line)
+    viz.save_xt_profile(series, out / "xt_profile.png", row=line, mark=True)  # line drawn on the first image
     if ref is not None:
         viz.save_error_maps(images, ref.image[0], out / "errors.png",
                             frame=0, mask=None)
-    if t2_maps:
-        viz.save_parameter_maps(t2_maps, ref.maps["T2"][0], out / "maps.png",
-                                mask=None if reg is None else reg[0, 0])
+    for i, (name, by_method) in enumerate(t2_maps.items()):  # maps.png (first map), maps_T1.png, ...
+        viz.save_parameter_maps(by_method, ref.maps[name][0], out / ("maps.png" if i == 0 else f"maps_{name}.png"),
+                                name=name, mask=None if reg is None else reg[0, 0])
     write_table(rows, out, region=region if reg is not None else None, reference=ref)
     if echo:
         print(format_table(rows, region if reg is not None else None))
@@ -350,6 +394,33 @@ def reusable(path: Path, proto: Protocol, seed: int, provenance: dict[str, str])
     return rec if same else None
 
 
+def compare_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Checkpoints of interrupted fits in a compare folder (``<protocol>.h5.ckpt.*``), sorted."""
+    d = Path(output_dir)
+    return sorted(d.glob("*.h5.ckpt.s*.pt")) if d.is_dir() else []
+
+
+def lambda_summary(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The tuned lambda of a baseline and its candidates, for the table (empty if not tuned).
+
+    ``lam``: the chosen relative lambda; ``lam_candidates``: every candidate with its
+    held-out residual (``||A_val x - y_val||^2 / ||y_val||^2``, :func:`mridip.recon.baselines.tune_lambda`),
+    the chosen one starred: ``"0.001:0.12 0.01:0.09* 0.1:0.15"``.
+    """
+    if "tuned_lam" not in attrs:
+        return {}
+    lam = attrs["tuned_lam"]
+    out: dict[str, Any] = {"lam": float(lam[0] if isinstance(lam, list) else lam)}
+    table = attrs.get("tune_table")
+    if table and isinstance(table[0], list) and table and isinstance(table[0][0], list):
+        table = table[0]  # several slices: the first slice's candidates
+    if table:
+        out["lam_candidates"] = " ".join(
+            f"{c:g}:{r:.3g}" + ("*" if c == out["lam"] else "") for c, r in table
+        )
+    return out
+
+
 def oracle_summary(log: dict[str, np.ndarray]) -> dict[str, Any]:
     """Best monitored PSNR on a generator's path and its iteration (empty if not monitored).
 
@@ -366,6 +437,25 @@ def oracle_summary(log: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 _COLUMNS = ["method", "protocol", "psnr", "ssim", "nrmse"]
+#: parameter maps that compare scores (in ms) where the reference and a method both hold them
+MAP_NAMES = ("T2", "T1")
+#: reference regions scored separately for the maps where the reference has them (NIST-like
+#: spheres, the brain, the myocardium and the blood pool of the MOLLI phantom)
+MAP_REGIONS = ("spheres", "brain", "myocardium", "blood")
+
+
+def _map_columns(metrics, name: str, est: np.ndarray, ref: Reference, reg, region: str) -> dict[str, float]:
+    """``<name>_mae_ms``, ``_mape``, ``_bias_ms`` in the region (or where the reference > 0), and
+    ``<name>_mae_ms_<r>`` / ``_mape_<r>`` / ``_bias_ms_<r>`` in the other :data:`MAP_REGIONS`."""
+    key = name.lower()
+    err = metrics.map_errors(est, ref.maps[name], None if reg is None else reg[:, 0])
+    out = {f"{key}_mae_ms": err["mae"], f"{key}_mape": err["mape"], f"{key}_bias_ms": err["bias"]}
+    for r in MAP_REGIONS:
+        if r == region or r not in ref.regions or not (ref.regions[r][:, 0] & (ref.maps[name] > 0)).any():
+            continue
+        e = metrics.map_errors(est, ref.maps[name], ref.regions[r][:, 0])
+        out.update({f"{key}_mae_ms_{r}": e["mae"], f"{key}_mape_{r}": e["mape"], f"{key}_bias_ms_{r}": e["bias"]})
+    return out
 
 
 def _fmt(v: Any) -> str:
@@ -381,10 +471,14 @@ def _columns(rows: list[dict], region: str | None) -> list[str]:
     if region:
         cols += [f"psnr_{region}", f"ssim_{region}", f"nrmse_{region}"]
     cols += ["seconds", "iterations", "stop_reason", "device"]
+    if any("lam" in r for r in rows):
+        cols += ["lam", "lam_candidates"]
     if any("oracle_psnr" in r for r in rows):
         cols += ["oracle_psnr", "oracle_iteration"]
     if any("t2_mae_ms" in r for r in rows):
         cols += ["t2_mae_ms", "t2_mape", "t2_bias_ms"]
+    for r in rows:  # T1 (and per-region map) columns, in the order the rows hold them
+        cols += [k for k in r if k.startswith(("t1_", "t2_")) and k not in cols]
     return cols
 
 
@@ -417,15 +511,19 @@ def write_table(rows: list[dict], out: Path, *, region: str | None, reference: R
         "methods were chosen by held-out k-space self-validation (no ground truth); "
         "baseline lambdas were tuned on held-out k-space where the protocol says `tune = true`.\n\n"
         + format_table(rows, region) + "\n\n"
+        + ("`lam`: the relative lambda chosen by held-out k-space self-validation; `lam_candidates`: each "
+           "candidate `lambda:residual` (held-out ||A x - y||^2 / ||y||^2, the smallest wins, starred).\n\n"
+           if any("lam" in r for r in rows) else "")
         + ("`oracle_psnr`: the best PSNR among a generator's validated iterates (at `oracle_iteration`), "
            "measured against the reference for diagnosis only; the image and the PSNR reported are "
            "the held-out choice.\n\n" if any("oracle_psnr" in r for r in rows) else "")
-        + ("`t2_*`: errors of the T2 map against the reference's, in ms (mape in %), no scaling"
-           + (f", inside the {region} region" if region else ", where the reference T2 > 0")
+        + ("`t2_*` / `t1_*`: errors of the T2 / T1 map against the reference's, in ms (mape in %), no scaling"
+           + (f", inside the {region} region" if region else ", where the reference map > 0")
+           + " (`*_<region>` columns: inside that region of the reference)"
            + "; a generator's own maps or a pixel-wise fit of the method's images (`[mapping]`).\n\n"
-           if any("t2_mae_ms" in r for r in rows) else "")
+           if any(k.startswith(("t1_", "t2_")) for r in rows for k in r) else "")
         + "Figures: `frames.png`, `xt_profile.png`" + (", `errors.png`" if reference is not None else "")
-        + (", `maps.png`" if any("t2_mae_ms" in r for r in rows) else "")
+        + (", `maps.png`" if any(k.endswith("_mae_ms") for r in rows for k in r) else "")
         + ", one GIF per method.\n"
     )
     (out / "results.md").write_text(text)

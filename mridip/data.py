@@ -115,6 +115,28 @@ class RawData:
     def __post_init__(self) -> None:
         self.validate()
 
+    def __repr__(self) -> str:
+        """One line of what the data are (the tensors' values would fill pages)."""
+        k = tuple(self.kspace.shape)
+        parts = [f"{self.kind}", f"kspace {k} {str(self.kspace.dtype).replace('torch.', '')}"]
+        if self.mask is not None:
+            parts.append(f"mask {tuple(self.mask.shape)}")
+        if self.trajectory is not None:
+            parts.append(f"trajectory {tuple(self.trajectory.shape)}")
+        parts += [f"{self.num_slices} slice(s)", f"{self.num_frames} frame(s)", f"{self.num_coils} coils",
+                  f"image {self.image_shape}"]
+        parts.append(f"{self.header.calibration_lines} calibration lines" if self.calibration is not None
+                     else "no calibration data")
+        parts.append("noise " + (f"{tuple(self.noise.shape)}" if self.noise is not None else "none"))
+        if self.reference is not None:
+            parts.append(f"reference {tuple(np.shape(self.reference))}")
+        if self.history:
+            parts.append("history " + "+".join(self.history))
+        parts += [f"format {self.format}", f"source {self.source!r}"]
+        return "RawData(" + ", ".join(parts) + ")"
+
+    __str__ = __repr__
+
     # ------------------------------------------------------------------ shapes
     @property
     def num_slices(self) -> int:
@@ -242,6 +264,22 @@ class Reconstruction:
         ``(S, T, Y, X)`` reference carried over from the input, if it had one.
     log : dict of str -> numpy.ndarray
         Per-iteration records of the fit (``iteration``, ``loss``, ``val_loss``, ...).
+    coil_maps : numpy.ndarray or None
+        complex64 ``(S, C, Y, X)``: the coil maps the reconstruction used (saved in the
+        output file and reusable with ``--coil-maps FILE``).
+    motion : dict of str -> numpy.ndarray
+        Motion-corrected methods only (written under ``motion/``): ``displacement``
+        float32 ``(S, T, 2, Y, X)`` pixels (component 0 = y, 1 = x; pull field of
+        :func:`mridip.operators.motion.warp`), ``template`` complex64 ``(S, T, Y, X)``
+        and surrogate curves ``(S, T)`` (``respiratory``, ``cardiac``, ``*_phase``).
+
+    Notes
+    -----
+    Why numpy here and torch in :class:`RawData`: raw data go *into* the computation
+    (operators, coil estimation, on CPU or GPU), so they are torch tensors that
+    ``.to(device)`` moves; a reconstruction is a *result* (written to files, plotted,
+    scored), always on the CPU, so it is numpy. Convert with ``torch.from_numpy(recon.image)``
+    and ``raw.kspace.numpy()``.
     """
 
     image: np.ndarray
@@ -250,6 +288,8 @@ class Reconstruction:
     parameter_maps: dict[str, np.ndarray] = field(default_factory=dict)
     reference: np.ndarray | None = None
     log: dict[str, np.ndarray] = field(default_factory=dict)
+    coil_maps: np.ndarray | None = None
+    motion: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image)
@@ -262,3 +302,18 @@ class Reconstruction:
                 f"Reconstruction.image must be (S, T, Y, X), got shape {tuple(img.shape)}"
             )
         self.image = img.astype(np.complex64, copy=False)
+        if self.coil_maps is not None:
+            maps = self.coil_maps
+            maps = np.asarray(maps.detach().cpu() if hasattr(maps, "detach") else maps)
+            if maps.ndim == 3:
+                maps = maps[None]
+            if maps.ndim != 4:
+                raise ShapeError(f"Reconstruction.coil_maps must be (S, C, Y, X), got shape {tuple(maps.shape)}")
+            self.coil_maps = maps.astype(np.complex64, copy=False)
+
+    def __repr__(self) -> str:
+        extra = [f"maps {', '.join(self.parameter_maps)}"] if self.parameter_maps else []
+        if self.coil_maps is not None:
+            extra.append(f"coil_maps {tuple(self.coil_maps.shape)}")
+        return (f"Reconstruction({self.method}, image {tuple(self.image.shape)} (S, T, Y, X)"
+                + "".join(", " + e for e in extra) + f", {len(self.attrs)} attrs)")

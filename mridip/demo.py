@@ -68,5 +68,6 @@ def run_demo(output: str = "mridip-demo", *, full: bool = False, device: str = "
         spokes_per_frame=cfg["spokes_per_frame"], snr=30.0, seed=seed,
     )
     print(f"reconstructing with {', '.join(protocols)} on {device}", flush=True)
+    # the folder is the demo's own, remade from the seed: a rerun replaces it (nothing of the user's)
     return compare(raw_path, protocols, out, reference=truth_path, device=device,
-                   overrides=overrides, seed=seed, progress=progress)
+                   overrides=overrides, seed=seed, progress=progress, overwrite=True)

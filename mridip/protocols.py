@@ -46,7 +46,7 @@ else:  # pragma: no cover
 
 PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocols"
 
-GENERATOR_METHODS = ("dip", "convdecoder", "tddip", "gip", "dip-mapping")
+GENERATOR_METHODS = ("dip", "convdecoder", "tddip", "gip", "dip-mapping", "moco-dip")
 #: methods whose prior has no temporal part: a radial file without frame labels is one frame
 #: of all its spokes for them (dynamic methods need data.spokes_per_frame)
 STATIC_METHODS = ("dip", "convdecoder", "gridding", "cg-sense", "l1-wavelet", "tv", "grappa")
@@ -70,6 +70,16 @@ _MAPPING_SCHEMA: dict[str, Any] = {
     "echo_times_ms": [],
     "t2_min_ms": 5.0,
     "t2_max_ms": 2000.0,
+    # T1 models (ir, molli, sr, vfa): inversion / saturation times, flip angles, TR where the
+    # file lacks them; the T1 range; magnitude fits (polarity restoration); VFA fit and B1 map
+    "ti_ms": [],
+    "flip_angles_deg": [],
+    "tr_ms": 0.0,
+    "t1_min_ms": 50.0,
+    "t1_max_ms": 5000.0,
+    "magnitude": False,
+    "vfa_fit": "nonlinear",
+    "b1_map": "",
 }
 _COILS_SCHEMA: dict[str, Any] = {
     "method": "espirit",
@@ -100,6 +110,9 @@ def _stage_options() -> dict[str, Callable]:
         out["gip"] = gip_stage_options
     except ImportError:  # pragma: no cover - the graph image prior is optional in a source tree
         pass
+    from mridip.recon.moco import moco_stage_options
+
+    out["moco-dip"] = moco_stage_options
     return out
 
 
@@ -162,7 +175,9 @@ def _type_ok(value: Any, default: Any) -> bool:
     return isinstance(value, type(default))
 
 
-def _check_table(table: dict, schema: dict[str, Any], where: str) -> dict[str, Any]:
+def _check_table(table: dict, schema: dict[str, Any], where: str, given: dict | None = None) -> dict[str, Any]:
+    """Validate ``[where]`` against ``schema``; ``given`` is the table as the protocol file
+    wrote it (before overrides), so a bad override's message names the protocol's value."""
     if not isinstance(table, dict):
         raise ProtocolError(f"[{where}] must be a table, got {type(table).__name__}")
     out = {}
@@ -171,9 +186,12 @@ def _check_table(table: dict, schema: dict[str, Any], where: str) -> dict[str, A
             allowed = ", ".join(sorted(schema)) or "(none)"
             raise ProtocolError(f"unknown key '{where}.{key}'; allowed keys in [{where}]: {allowed}")
         if not _type_ok(value, schema[key]):
+            like = f"like its default {schema[key]!r}"
+            if isinstance(given, dict) and key in given and _type_ok(given[key], schema[key]):
+                like = f"the protocol sets {given[key]!r}; the default is {schema[key]!r}"
             raise ProtocolError(
                 f"'{where}.{key}' must be of type {type(schema[key]).__name__} "
-                f"(like its default {schema[key]!r}), got {value!r}"
+                f"({like}), got {value!r}"
             )
         if isinstance(schema[key], float) and isinstance(value, int):
             value = float(value)
@@ -323,6 +341,8 @@ def load_protocol(protocol: str | Path | dict, overrides: list[str] | dict[str, 
         except tomllib.TOMLDecodeError as exc:
             raise ProtocolError(f"protocol {path} is not valid TOML: {exc}") from exc
         name = path.stem
+    # the protocol's own values, before overrides: a bad override's message names them
+    written = {k: dict(v) for k, v in doc.items() if isinstance(v, dict)}
     doc = apply_overrides(doc, overrides)
     for key in doc:
         if key not in _TOP_KEYS and key not in _SECTIONS:
@@ -352,13 +372,13 @@ def load_protocol(protocol: str | Path | dict, overrides: list[str] | dict[str, 
         name=name,
         method=method,
         description=str(doc.get("description", "")),
-        data=_check_table(doc.get("data", {}), _DATA_SCHEMA, "data"),
-        coils=_check_table(doc.get("coils", {}), _COILS_SCHEMA, "coils"),
-        model=_check_table(doc.get("model", {}), model_schema, "model"),
-        fit=_check_table(doc.get("fit", {}), _fit_schema() if method in gens else {}, "fit"),
-        baseline=_check_table(doc.get("baseline", {}), base_schema, "baseline"),
-        stages=_check_table(doc.get("stages", {}), stage_schema, "stages"),
-        mapping=_check_table(doc.get("mapping", {}), _MAPPING_SCHEMA, "mapping"),
+        data=_check_table(doc.get("data", {}), _DATA_SCHEMA, "data", written.get("data")),
+        coils=_check_table(doc.get("coils", {}), _COILS_SCHEMA, "coils", written.get("coils")),
+        model=_check_table(doc.get("model", {}), model_schema, "model", written.get("model")),
+        fit=_check_table(doc.get("fit", {}), _fit_schema() if method in gens else {}, "fit", written.get("fit")),
+        baseline=_check_table(doc.get("baseline", {}), base_schema, "baseline", written.get("baseline")),
+        stages=_check_table(doc.get("stages", {}), stage_schema, "stages", written.get("stages")),
+        mapping=_check_table(doc.get("mapping", {}), _MAPPING_SCHEMA, "mapping", written.get("mapping")),
     )
     _check_mapping(proto)
     cal = proto.option("data", "calibration")
@@ -388,9 +408,17 @@ def _check_mapping(proto: Protocol) -> None:
     if proto.method == "dip-mapping" and not model:
         raise ProtocolError("method 'dip-mapping' generates parameter maps: set mapping.model "
                             f"(one of {', '.join(SIGNAL_MODELS)})")
-    te = proto.option("mapping", "echo_times_ms")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in te):
-        raise ProtocolError(f"mapping.echo_times_ms must be a list of numbers (ms), got {te!r}")
+    for key, unit in (("echo_times_ms", "ms"), ("ti_ms", "ms"), ("flip_angles_deg", "deg")):
+        vals = proto.option("mapping", key)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            raise ProtocolError(f"mapping.{key} must be a list of numbers ({unit}), got {vals!r}")
+    lo1, hi1 = proto.option("mapping", "t1_min_ms"), proto.option("mapping", "t1_max_ms")
+    if not 0 < lo1 < hi1:
+        raise ProtocolError(f"need 0 < mapping.t1_min_ms < mapping.t1_max_ms, got {lo1} and {hi1}")
+    if proto.option("mapping", "tr_ms") < 0:
+        raise ProtocolError(f"mapping.tr_ms must be >= 0 ms (0: from the file), got {proto.option('mapping', 'tr_ms')}")
+    if proto.option("mapping", "vfa_fit") not in ("nonlinear", "linear"):
+        raise ProtocolError(f"mapping.vfa_fit must be \"nonlinear\" or \"linear\", got {proto.option('mapping', 'vfa_fit')!r}")
     lo, hi = proto.option("mapping", "t2_min_ms"), proto.option("mapping", "t2_max_ms")
     if not 0 < lo < hi:
         raise ProtocolError(f"need 0 < mapping.t2_min_ms < mapping.t2_max_ms, got {lo} and {hi}")

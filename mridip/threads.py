@@ -184,6 +184,7 @@ class _Governor:
         self.last_others: float | None = None
         self.stopped_reason: str | None = None
         self._hz = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+        self._pid = os.getpid()
         self._t = time.monotonic()
         self._busy = _busy_ticks(cpus)
         self._own = _self_ticks()
@@ -206,6 +207,9 @@ class _Governor:
         busy, own = _busy_ticks(self.cpus), _self_ticks()
         if busy is None or own is None:
             return
+        if os.getpid() != self._pid:  # a forked child: its own CPU time starts anew
+            self._pid, self._t, self._busy, self._own = os.getpid(), now, busy, own
+            return
         others = max(0.0, ((busy - self._busy) - (own - self._own)) / (self._hz * dt))
         self._t, self._busy, self._own = now, busy, own
         self.last_others = others
@@ -225,6 +229,22 @@ def adapt_threads() -> None:
     """
     if _GOVERNOR is not None:
         _GOVERNOR.poll()
+
+
+def refresh_threads(sample_s: float = 0.25) -> int:
+    """Measure the free cores now (over ``sample_s`` seconds of sleep) and set the thread count.
+
+    For the start of a benchmark or a long run, where the load average read at import may be
+    stale (it averages the last minute, finished jobs included). A no-op returning
+    ``torch.get_num_threads()`` when the governor is off or stopped.
+    """
+    g = _GOVERNOR
+    if g is not None and g.active:
+        g._t, g._busy, g._own = time.monotonic(), _busy_ticks(g.cpus), _self_ticks()
+        time.sleep(max(0.05, float(sample_s)))
+        g._t -= INTERVAL_S  # measure over the sample, whatever its length
+        g.poll()
+    return sys.modules["torch"].get_num_threads() if "torch" in sys.modules else 0
 
 
 def _loadavg_for(cpus: list[int]) -> float | None:

@@ -78,8 +78,11 @@ def _prepare_path(path) -> str:
 
 
 def _frame_subset(frames: int, columns: int | None) -> np.ndarray:
+    """At most ``columns`` (default 8) frames, evenly spaced: 0, k, 2k, ... with one step
+    ``k = ceil(frames / columns)`` (rounded ``linspace`` values would step unevenly: 0, 2, 3, 5)."""
     n = min(frames, 8) if columns is None else max(1, min(int(columns), frames))
-    return np.unique(np.round(np.linspace(0, frames - 1, n)).astype(int))
+    step = -(-frames // n)
+    return np.arange(0, frames, step)
 
 
 def save_frame_grid(
@@ -103,8 +106,8 @@ def save_frame_grid(
     titles : sequence of str or None
         Row labels (default: the dict keys; none for a single series).
     columns : int or None
-        Number of frame columns (default ``min(T, 8)``), frames spread evenly over the
-        series (first and last included).
+        At most this many frame columns (default 8): frames ``0, k, 2k, ...`` with one
+        step ``k = ceil(T / columns)``, each column titled with its frame number.
     vmax : float or None
         Display maximum for every row; default per row, the 99.5th percentile of that
         row's magnitude (reconstructions may differ in global scale).
@@ -204,6 +207,7 @@ def save_xt_profile(
     *,
     row: int | None = None,
     column: int | None = None,
+    mark: str | bool | None = True,
 ) -> str:
     """Save x-t (or y-t) profiles through a line of each series, side by side (PNG).
 
@@ -218,12 +222,25 @@ def save_xt_profile(
         image centre, which crosses the phantom's left ventricle).
     column : int or None
         If given (and ``row`` is not), the profile along Y of this column instead.
+    mark : str, True or None
+        A first panel shows frame 0 of this series (True: the first series, e.g. the
+        reference) with the profile's line drawn on it, so the reader sees where the
+        profile runs. None: profiles only.
 
     Returns
     -------
     str
         The path written. Each panel shows position vertically, time horizontally.
     """
+    fig = xt_profile_figure(images_by_name, row=row, column=column, mark=mark)
+    out = _prepare_path(path)
+    fig.savefig(out, dpi=110, format="png")
+    return out
+
+
+def xt_profile_figure(images_by_name, *, row: int | None = None, column: int | None = None,
+                      mark: str | bool | None = True):
+    """The figure of :func:`save_xt_profile` (a matplotlib ``Figure``; same parameters)."""
     series = _as_series_dict(images_by_name, "images_by_name")
     ny, nx = next(iter(series.values())).shape[1:]
     if row is not None and column is not None:
@@ -239,12 +256,28 @@ def save_xt_profile(
             raise ShapeError(f"row {row} is outside the image height {ny}")
         profiles = {k: v[:, row, :].T for k, v in series.items()}  # (X, T)
         what = f"row {row}"
+    if mark is True:
+        mark = next(iter(series))
+    if mark is not None and mark not in series:
+        raise ShapeError(f"mark {mark!r} is not one of the series {list(series)}")
     n = len(profiles)
     t_max = max(p.shape[1] for p in profiles.values())
     length = next(iter(profiles.values())).shape[0]
     aspect = max(length / max(t_max, 1) / 2.0, 0.25)  # wide enough to see a beat
-    fig = _figure(1.0 + 2.4 * n, 0.8 + 2.4 * min(aspect, 2.0))
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    extra = 0 if mark is None else 1
+    fig = _figure(1.0 + 2.4 * (n + extra), 0.8 + 2.4 * min(aspect, 2.0))
+    axes = fig.subplots(1, n + extra, squeeze=False)[0]
+    if mark is not None:
+        ax0, axes = axes[0], axes[1:]
+        img = series[mark][0]
+        ax0.imshow(img, cmap="gray", vmin=0.0, vmax=_robust_max(img), interpolation="nearest")
+        if column is not None:
+            ax0.axvline(column, color="tab:orange", linestyle="--", linewidth=1.2)
+        else:
+            ax0.axhline(row, color="tab:orange", linestyle="--", linewidth=1.2)
+        ax0.set_title(f"{mark or 'image'}, frame 0: {what} (dashed)", fontsize=8)
+        ax0.set_xticks([])
+        ax0.set_yticks([])
     for ax, (name, p) in zip(axes, profiles.items()):
         ax.imshow(p, cmap="gray", vmin=0.0, vmax=_robust_max(p), aspect="auto", interpolation="nearest")
         ax.set_title(name or "profile", fontsize=9)
@@ -252,9 +285,7 @@ def save_xt_profile(
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel(f"position along {what}", fontsize=8)
     fig.tight_layout()
-    out = _prepare_path(path)
-    fig.savefig(out, dpi=110, format="png")
-    return out
+    return fig
 
 
 def _scaled(recon, reference, mask=None):
@@ -313,6 +344,16 @@ def save_error_maps(
     str
         The path written.
     """
+    fig = error_maps_figure(images_by_name, reference, frame=frame, scale=scale, mask=mask)
+    out = _prepare_path(path)
+    fig.savefig(out, dpi=110, format="png")
+    return out
+
+
+def error_maps_figure(images_by_name, reference, *, frame: int = 0, scale: float = 5.0, mask=None):
+    """The figure of :func:`save_error_maps` (a matplotlib ``Figure``; same parameters).
+
+    Every panel names the frame it shows; the NRMSE in the error panels is that frame's."""
     if scale <= 0:
         raise ShapeError(f"scale must be > 0, got {scale}")
     series = _as_series_dict(images_by_name, "images_by_name")
@@ -327,9 +368,9 @@ def save_error_maps(
         err = np.abs(x[frame] - ref[frame])
         nrm = float(np.linalg.norm(x[frame] - ref[frame]) / max(np.linalg.norm(ref[frame]), 1e-12))
         axes[0, i].imshow(x[frame], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-        axes[0, i].set_title(name or "reconstruction", fontsize=9)
+        axes[0, i].set_title(f"{name or 'reconstruction'}, frame {frame}", fontsize=9)
         im = axes[1, i].imshow(err, cmap="inferno", vmin=0.0, vmax=1.0 / scale, interpolation="nearest")
-        axes[1, i].set_title(f"|error| x{scale:g}, NRMSE {nrm:.3f}", fontsize=8)
+        axes[1, i].set_title(f"|error| x{scale:g}, frame {frame} NRMSE {nrm:.3f}", fontsize=8)
     axes[0, 0].imshow(ref_scaled[frame], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     axes[0, 0].set_title(f"reference, frame {frame}", fontsize=9)
     axes[1, 0].axis("off")
@@ -338,9 +379,7 @@ def save_error_maps(
     cax = fig.add_axes([0.92, 0.05, 0.015, 0.38])
     fig.colorbar(im, cax=cax)
     cax.tick_params(labelsize=7)
-    out = _prepare_path(path)
-    fig.savefig(out, dpi=110, format="png")
-    return out
+    return fig
 
 
 def save_parameter_maps(maps_by_name, reference, path, *, name: str = "T2", unit: str = "ms",

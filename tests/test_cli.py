@@ -221,3 +221,206 @@ def test_demo_without_cuda_refuses_before_simulating(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no CUDA device" in err and "--device cpu" in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- issue 23: never lose data
+def _sha(path):
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_recon_never_writes_over_an_input_and_asks_before_replacing(cartesian_file, tmp_path, capsys):
+    import os
+    import shutil
+
+    victim = tmp_path / "victim.h5"
+    shutil.copy(cartesian_file[0], victim)
+    before = _sha(victim)
+    os.link(victim, tmp_path / "link.h5")
+    for out, extra in ((victim, []), (victim, ["--overwrite"]), (tmp_path / "link.h5", ["--overwrite"])):
+        assert main(["recon", str(victim), "-p", "cg-sense", "-o", str(out), "-q", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "is the input file" in err and "--overwrite does not allow this" in err
+    assert _sha(victim) == before  # the raw k-space is untouched
+    # an earlier run's output is replaced only with --overwrite
+    out = tmp_path / "cg.h5"
+    assert main(["recon", str(victim), "-p", "cg-sense", "-o", str(out), "-q"]) == 0
+    first = _sha(out)
+    assert main(["recon", str(victim), "-p", "gridding", "-o", str(out), "-q"]) == 2
+    assert f"{out} exists: give --overwrite" in capsys.readouterr().err and _sha(out) == first
+    assert main(["recon", str(victim), "-p", "gridding", "-o", str(out), "-q", "--overwrite"]) == 0
+    assert load_reconstruction(out).method == "gridding"
+    # --provenance's sibling STEM.h5 is a main output too
+    (tmp_path / "nii.h5").write_bytes(b"someone's file")
+    assert main(["recon", str(victim), "-p", "gridding", "-o", str(tmp_path / "nii.nii.gz"), "-q",
+                 "--provenance"]) == 2
+    assert "provenance file" in capsys.readouterr().err and not (tmp_path / "nii.nii.gz").exists()
+
+
+def test_compare_folder_follows_the_same_rule(cartesian_file, tmp_path, capsys):
+    raw, truth = cartesian_file
+    out = tmp_path / "cmp"
+    argv = ["compare", raw, "-p", "cg-sense", "--reference", truth, "-o", str(out), "-q"]
+    assert main(argv) == 0
+    table = (out / "results.md").read_text()
+    assert main(argv) == 2
+    assert "results.md" in capsys.readouterr().err and (out / "results.md").read_text() == table
+    assert main(argv + ["--overwrite"]) == 0
+    # a reference that lies where an output goes is never replaced, --overwrite or not
+    ref = out / "cg-sense.h5"
+    before = _sha(ref)
+    assert main(["compare", raw, "-p", "cg-sense", "--reference", str(ref), "-o", str(out), "-q", "--overwrite"]) == 2
+    assert "cg-sense.h5 is the input file" in capsys.readouterr().err and _sha(ref) == before
+
+
+def _interrupt_adam_at(monkeypatch, n):
+    step, calls = torch.optim.Adam.step, [0]
+
+    def interrupted(self, *a, **k):
+        calls[0] += 1
+        if calls[0] == n:
+            raise KeyboardInterrupt
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupted)
+    return lambda: monkeypatch.setattr(torch.optim.Adam, "step", step)
+
+
+def test_an_interrupted_fit_is_never_thrown_away(cartesian_file, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "rec.h5"
+    argv = ["recon", cartesian_file[0], "-p", "tddip-cartesian-cine", "-o", str(out), "-q",
+            "--set", "fit.iterations=20", "--set", "model.channels=8", "--set", "fit.val_every=5",
+            "--set", "fit.checkpoint_every=5"]
+    restore = _interrupt_adam_at(monkeypatch, 13)
+    assert main(argv) == 130
+    restore()
+    err = capsys.readouterr().err
+    ck = tmp_path / "rec.h5.ckpt.s0.pt"
+    assert ck.exists() and str(ck) in err and "--resume" in err and "mridip recon" in err
+    stamp = ck.stat().st_mtime_ns
+    # the same command without --resume refuses, and keeps the checkpoint
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "interrupted fit" in err and "--resume" in err and "--restart" in err
+    assert ck.stat().st_mtime_ns == stamp and not out.exists()
+    assert main(argv + ["--resume"]) == 0, capsys.readouterr().err
+    rec = load_reconstruction(out)
+    assert rec.attrs["iterations"] == 20 and rec.attrs["resumed_seconds"] > 0 and not ck.exists()
+    # --resume with nothing to resume says so
+    assert main(argv[:5] + [str(tmp_path / "other.h5")] + argv[6:] + ["--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    # --restart discards an interrupted fit on purpose
+    out2 = tmp_path / "two.h5"
+    argv2 = argv[:5] + [str(out2)] + argv[6:]
+    restore = _interrupt_adam_at(monkeypatch, 8)
+    assert main(argv2) == 130
+    restore()
+    capsys.readouterr()
+    assert main(argv2 + ["--restart"]) == 0
+    assert load_reconstruction(out2).attrs["resumed_seconds"] == 0
+
+
+def test_progress_of_lambda_tuning_baselines_and_coil_maps(cartesian_file, tmp_path, capsys):
+    argv = ["recon", cartesian_file[0], "-p", "temporal-tv", "--set", "baseline.iterations=5",
+            "--set", "baseline.tune_values=[0.001, 0.01, 0.1]", "--no-preview"]
+    assert main(argv + ["-o", str(tmp_path / "a.h5")]) == 0
+    err = capsys.readouterr().err
+    assert "tune lambda" in err and "candidate 3/3" in err and "held-out residual" in err
+    assert "coil maps (espirit)" in err and "temporal-tv (up to 5 iterations)" in err
+    assert main(argv + ["-o", str(tmp_path / "b.h5"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "candidate" not in err and "coil maps" not in err  # -q silences it
+
+
+def test_the_jit_deprecation_warning_does_not_reach_the_user(radial_file, tmp_path):
+    import subprocess
+    import sys
+
+    # a user with warnings on (python -W default, PYTHONWARNINGS=default) still sees none of torch's
+    code = ("import sys; from mridip.cli import main; "
+            f"sys.exit(main(['recon', {radial_file[0]!r}, '-p', 'gridding', '-o', {str(tmp_path / 'g.h5')!r}, '-q']))")
+    res = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "torch.jit.script" not in res.stderr
+
+
+def test_compare_table_shows_the_tuned_lambda(cartesian_file, tmp_path, capsys):
+    raw, truth = cartesian_file
+    out = tmp_path / "cmp"
+    assert main(["compare", raw, "-p", "cg-sense", "-p", "temporal-tv", "--reference", truth, "-o", str(out),
+                 "--set", "temporal-tv:baseline.iterations=5", "-q",
+                 "--set", "temporal-tv:baseline.tune_values=[0.001, 0.01, 0.1]"]) == 0
+    printed = capsys.readouterr().out
+    with open(out / "results.csv") as f:
+        rows = {r["protocol"]: r for r in csv.DictReader(f)}
+    rec = load_reconstruction(out / "temporal-tv.h5")
+    assert float(rows["temporal-tv"]["lam"]) == rec.attrs["tuned_lam"] and rows["cg-sense"]["lam"] == ""
+    cands = rows["temporal-tv"]["lam_candidates"].split()
+    assert [c.split(":")[0].rstrip("*") for c in cands] == ["0.001", "0.01", "0.1"]
+    assert sum(c.endswith("*") for c in cands) == 1
+    assert f"{rec.attrs['tuned_lam']:g}:" in [c for c in cands if c.endswith("*")][0]
+    md = (out / "results.md").read_text()
+    assert "lam_candidates" in md and "lam_candidates" in printed
+
+
+def test_coil_maps_are_saved_and_reused(cartesian_file, tmp_path, capsys):
+    raw, truth = cartesian_file
+    a = tmp_path / "a.h5"
+    assert main(["recon", raw, "-p", "cg-sense", "-o", str(a), "-q", "--no-preview"]) == 0
+    first = load_reconstruction(a)
+    assert first.coil_maps.shape == (1, 3, 24, 24) and first.coil_maps.dtype == np.complex64
+    assert np.abs(first.coil_maps).max() > 0
+    # walsh estimated now, but the maps given win: the same image as with a's maps
+    b = tmp_path / "b.h5"
+    np.save(tmp_path / "maps.npy", first.coil_maps[0])
+    for i, src in enumerate((str(a), str(tmp_path / "maps.npy"))):
+        out = tmp_path / f"b{i}.h5"
+        assert main(["recon", raw, "-p", "cg-sense", "-o", str(out), "-q", "--no-preview",
+                     "--set", "coils.method=walsh", "--coil-maps", src]) == 0
+        rec = load_reconstruction(out)
+        assert rec.attrs["coil_method"] == "given"
+        np.testing.assert_allclose(rec.image, first.image, atol=1e-5 * np.abs(first.image).max())
+    walsh = tmp_path / "w.h5"
+    assert main(["recon", raw, "-p", "cg-sense", "-o", str(walsh), "-q", "--no-preview", "--set", "coils.method=walsh"]) == 0
+    assert not np.allclose(load_reconstruction(walsh).coil_maps, first.coil_maps)
+    # compare takes them too (the digest in its files is that of the given maps)
+    out = tmp_path / "cmp"
+    assert main(["compare", raw, "-p", "cg-sense", "-o", str(out), "-q", "--coil-maps", str(a),
+                 "--set", "coils.method=walsh"]) == 0
+    rec = load_reconstruction(out / "cg-sense.h5")
+    np.testing.assert_allclose(rec.image, first.image, atol=1e-5 * np.abs(first.image).max())
+    # --coil-maps names a file that is an input: never an output
+    assert main(["recon", raw, "-p", "cg-sense", "-o", str(a), "-q", "--coil-maps", str(a), "--overwrite"]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    del b
+
+
+def test_reconstruct_at_the_top_level_without_a_heavy_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, mridip; assert 'mridip.recon.pipeline' not in sys.modules; "
+            "from mridip.recon.pipeline import reconstruct; assert mridip.reconstruct is reconstruct; "
+            "assert 'reconstruct' in mridip.__all__")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
+def test_an_interrupted_compare_names_its_checkpoint_and_refuses_a_fresh_rerun(cartesian_file, tmp_path,
+                                                                               monkeypatch, capsys):
+    raw, _ = cartesian_file
+    g = "tddip-cartesian-cine"
+    out = tmp_path / "cmp"
+    argv = ["compare", raw, "-p", "cg-sense", "-p", g, "-o", str(out), "-q", "--set", f"{g}:fit.iterations=20",
+            "--set", f"{g}:model.channels=8", "--set", f"{g}:fit.val_every=5", "--set", f"{g}:fit.checkpoint_every=5"]
+    restore = _interrupt_adam_at(monkeypatch, 12)
+    assert main(argv) == 130
+    restore()
+    err = capsys.readouterr().err
+    ck = out / f"{g}.h5.ckpt.s0.pt"
+    assert ck.exists() and str(ck) in err and "--resume`" in err
+    assert main(argv) == 2  # without --resume: refused, the checkpoint kept
+    assert "--restart" in capsys.readouterr().err and ck.exists()
+    assert main(argv + ["--resume"]) == 0
+    assert load_reconstruction(out / f"{g}.h5").attrs["resumed_seconds"] > 0 and not ck.exists()

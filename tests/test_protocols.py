@@ -62,3 +62,23 @@ def test_dumps_round_trip():
 
     doc = {"method": "tddip", "fit": {"iterations": 5, "betas": [0.5, 0.98], "amp": False}, "model": {"manifold": "line"}}
     assert tomllib.loads(dumps(doc)) == doc
+
+
+def test_a_bad_override_names_the_protocols_value():
+    # tddip-radial-cine sets fit.iterations = 20000; FitConfig's default is 3000
+    with pytest.raises(ProtocolError, match=r"the protocol sets 20000; the default is 3000\), got 'abc'"):
+        load_protocol("tddip-radial-cine", ["fit.iterations=abc"])
+    # a key the protocol does not set: its default, as before
+    with pytest.raises(ProtocolError, match=r"like its default 10\), got 'abc'"):
+        load_protocol("tddip-radial-cine", ["fit.log_every=abc"])
+
+
+def test_the_readme_lists_every_builtin_protocol():
+    from pathlib import Path
+
+    from mridip.protocols import builtin_protocols
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("PROTOCOL is a TOML file", 1)[1].split("\n## ", 1)[0]
+    missing = [p for p in builtin_protocols() if f"`{p}`" not in section]
+    assert not missing, f"README's protocol list omits {missing}"

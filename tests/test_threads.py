@@ -30,9 +30,11 @@ def _run(code: str, **env_set: str) -> dict:
 
 REPORT = (
     "import json, os, torch, mridip\n"
-    "from mridip.threads import thread_policy\n"
+    "from mridip.threads import apply_thread_policy, refresh_threads, thread_policy\n"
     "p = thread_policy()\n"
-    "print(json.dumps({'policy': p, 'torch_threads': torch.get_num_threads(),\n"
+    "n = torch.get_num_threads()\n"
+    "print(json.dumps({'policy': p, 'torch_threads': n, 'refreshed': refresh_threads(0.05),\n"
+    "                  'again': apply_thread_policy()['mode'],\n"
     "                  'env': {k: os.environ.get(k) for k in %r}}))\n" % (THREAD_VARS,)
 )
 
@@ -81,6 +83,7 @@ def test_import_applies_the_policy_and_records_it():
     # machine, docs/benchmarks.md); the environment is not written
     assert out["env"]["OMP_WAIT_POLICY"] is None and out["env"]["GOMP_SPINCOUNT"] is None
     assert p["wait_policy"] == "libgomp default" and p["env_set"] == {}
+    assert 1 <= out["refreshed"] <= len(allowed_cpus()) and out["again"] == "adaptive"  # applied once
 
 
 def test_import_leaves_user_env_vars():

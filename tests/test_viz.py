@@ -74,3 +74,46 @@ def test_bad_input_raises_shape_error(tmp_path, cine):
         save_xt_profile({"a": cine}, tmp_path / "x.png", row=99)
     with pytest.raises(ShapeError, match="frame"):
         save_error_maps({"a": cine}, cine, tmp_path / "x.png", frame=10)
+
+
+def test_frames_are_evenly_spaced():
+    from mridip.viz import _frame_subset
+
+    # 12 frames in 8 columns used to give 0, 2, 3, 5, 6, 8, 9, 11 (rounded linspace)
+    for frames, columns in ((12, None), (20, None), (30, 4), (7, None), (9, 8), (3, 8)):
+        idx = _frame_subset(frames, columns)
+        assert idx[0] == 0 and idx[-1] < frames and len(idx) <= (columns or 8)
+        assert len(set(np.diff(idx))) <= 1, (frames, columns, idx)  # one step
+    assert list(_frame_subset(12, None)) == [0, 2, 4, 6, 8, 10]
+    assert list(_frame_subset(7, None)) == list(range(7))
+
+
+def test_error_maps_name_the_frame_in_every_panel(cine):
+    from mridip.viz import error_maps_figure
+
+    noisy = cine + 0.05 * np.random.default_rng(1).standard_normal(cine.shape)
+    fig = error_maps_figure({"noisy": noisy, "same": cine}, cine, frame=2)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 5  # reference, two images, two error maps
+    assert all("frame 2" in t for t in titles), titles
+    # the NRMSE printed is that frame's
+    ref = np.abs(cine[2]) / np.abs(cine).max()
+    x = np.abs(noisy)
+    a = float((x * np.abs(cine) / np.abs(cine).max()).sum() / (x * x).sum())
+    want = np.linalg.norm(a * x[2] - ref) / np.linalg.norm(ref)
+    got = float([t for t in titles if t.startswith("|error|")][0].split("NRMSE ")[1])
+    assert got == pytest.approx(want, abs=2e-3)
+
+
+def test_xt_profile_marks_its_line_on_the_first_image(cine):
+    from mridip.viz import xt_profile_figure
+
+    fig = xt_profile_figure({"reference": cine, "other": cine}, row=11)
+    first = fig.axes[0]
+    assert "reference" in first.get_title() and "row 11" in first.get_title()
+    lines = [ln for ln in first.get_lines() if np.allclose(ln.get_ydata(), 11)]
+    assert len(lines) == 1  # one horizontal line at the profile's row
+    assert len(fig.axes) == 3  # the marked image and two profiles
+    fig = xt_profile_figure({"reference": cine}, column=5)
+    assert any(np.allclose(ln.get_xdata(), 5) for ln in fig.axes[0].get_lines())
+    assert len(xt_profile_figure({"reference": cine}, row=3, mark=None).axes) == 1

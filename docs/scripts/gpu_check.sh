@@ -2,7 +2,7 @@
 # mridip's GPU checks for the lent machine (docs/benchmarks.md, "GPU"). Run from the repository
 # root there, with .whl/ from docs/scripts/gpu_wheels.sh carried:
 #   bash docs/scripts/gpu_check.sh [PART ...]
-# PART: checks (bench + CUDA tests), tddip, gip (TDDIP / GIP on the 128 x 128 Cartesian cine),
+# PART: checks (bench --full, both NUFFT backends, + CUDA tests), tddip, gip (TDDIP / GIP on the 128 x 128 Cartesian cine),
 # t2map (dip-t2-mapping on the 128 x 128 brain, 8 echoes, R = 4); default all four in that order. The device tool allows 600 s per command, so a short budget
 # runs the parts as separate calls while the machine is warm (e.g. `checks tddip`, then `gip`).
 # Results go to $OUT (the device tool's folder; ./gpu-out elsewhere). FIT_SECONDS caps the
@@ -16,17 +16,23 @@ OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  for t in .whl/*.tar.xz; do  # cufinufft, repacked by gpu_wheels.sh to fit the carry
+    [ -f "$t" ] && { tar -C /tmp/site -xJf "$t" || exit 1; }
+  done
   export PYTHONPATH=/tmp/site:$PWD
 else
   export PYTHONPATH=$PWD
 fi
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"; } > "$OUT/env.txt" 2>&1
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"
+  python3 -c "from mridip.operators import available_backends as a; print('NUFFT backends: cpu', a('cpu'), 'cuda', a('cuda'))"; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
 checks() {
-  echo "== bench"; date
-  timeout 240 python3 -m mridip bench --device cuda 2>&1 | tee "$OUT/bench_cuda.txt"
+  # every NUFFT backend importable here (cufinufft and torchkbnufft on CUDA; finufft, torchkbnufft
+  # and sigpy in the CPU set-up case), 8 and 32 coils, all-frame TDDIP and GIP stage steps
+  echo "== bench --full (NUFFT backend comparison)"; date
+  timeout 300 python3 -m mridip bench --device cuda --full 2>&1 | tee "$OUT/bench_cuda.txt"
   echo "== CUDA tests"; date
   timeout 240 python3 -m pytest -q -p no:cacheprovider -m cuda tests 2>&1 | tee "$OUT/cuda_tests.txt" | tail -15
 }

@@ -65,6 +65,7 @@ def from_arrays(
     noise=None,
     image_shape: tuple[int, int] | None = None,
     header: Header | None = None,
+    calibration=None,
 ) -> RawData:
     """Wrap k-space arrays (numpy or torch) as :class:`~mridip.data.RawData`.
 
@@ -88,6 +89,10 @@ def from_arrays(
         ``(Y, X)``; required for radial data, must equal ``(Ky, Kx)`` for Cartesian.
     header : Header, optional
         Acquisition facts to carry along; matrix sizes are filled in when left at 0.
+    calibration : array or tensor, optional
+        Cartesian only: calibration (ACS) k-space on the same grid, complex ``(C, Ky, Kx)``
+        or ``(S, C, Ky, Kx)``, zero where not measured (its mask: any coil nonzero). Coil
+        maps are then estimated from it (``RawData.calibration``).
 
     Returns
     -------
@@ -129,12 +134,28 @@ def from_arrays(
                     f"{(S, T, Ky, Kx)}"
                 ) from exc
             k = k * m[:, :, None]
+        cal = cal_mask = None
+        if calibration is not None:
+            cal = _lead(_tensor(calibration, "calibration").to(torch.complex64), 4, "calibration",
+                        "(C, Ky, Kx) or (S, C, Ky, Kx)")
+            if tuple(cal.shape[1:]) != (C, Ky, Kx) or cal.shape[0] not in (1, S):
+                raise ShapeError(
+                    f"calibration must be (C, Ky, Kx) or (S, C, Ky, Kx) on the k-space grid "
+                    f"{(S, C, Ky, Kx)}, got {tuple(cal.shape)}"
+                )
+            cal = cal.expand(S, C, Ky, Kx).clone()
+            cal_mask = (cal != 0).any(dim=1)
         if hdr.encoded_matrix[0] == 0:
             hdr.encoded_matrix = (Kx, Ky, 1)
         if hdr.recon_matrix[0] == 0:
             hdr.recon_matrix = (Kx, Ky, 1)
         hdr.trajectory = "cartesian"
-        return RawData(kspace=k, kind="cartesian", mask=m, noise=nz, header=hdr)
+        if cal is not None:
+            hdr.calibration_lines = int(cal_mask.any(-1).any(0).sum())
+        return RawData(kspace=k, kind="cartesian", mask=m, noise=nz, header=hdr,
+                       calibration=cal, calibration_mask=cal_mask)
+    if calibration is not None:
+        raise ShapeError("calibration is for Cartesian data; radial data calibrate on their own spokes")
     if mask is not None:
         raise ShapeError("mask is for Cartesian data; radial data (trajectory given) takes none")
     if trajectory_units not in ("radians", "cycles"):

@@ -108,6 +108,7 @@ def _describe_ismrmrd(path: str) -> str:
         lines.append(f"noise scans:      {len(noise)} ({n_samp} samples per coil)")
     else:
         lines.append("noise scans:      0 (no prewhitening possible)")
+    lines.append(_physiology_line(path))
     lines.append(f"calibration lines: {h.calibration_lines}")
     if scan.kind == "cartesian" and scan.calib_any.any():
         lines += _calibration_lines(scan)
@@ -117,6 +118,17 @@ def _describe_ismrmrd(path: str) -> str:
         lines.append("skipped:          " + ", ".join(f"{v} {k}" for k, v in scan.skipped.items()))
     lines += _common_lines(h)
     return "\n".join(lines)
+
+
+def _physiology_line(path: str) -> str:
+    """Which physiology stamps (ECG, respiratory) the image acquisitions carry."""
+    from mridip.io.physiology import read_physiology
+
+    found = read_physiology(path)["found"]
+    names = {"cardiac": "ECG (cardiac, stamp 0)", "respiratory": "respiratory (stamp 1)"}
+    if not found:
+        return "physiology:       none in the file (moco-dip self-navigates: stages.surrogate = \"navigator\")"
+    return "physiology:       " + ", ".join(names[n] for n in found)
 
 
 def _calibration_lines(scan) -> list[str]:
@@ -192,14 +204,71 @@ def _describe_output(path: str) -> str:
     from mridip.io.output import load_reconstruction
 
     r = load_reconstruction(path)
+    a = r.attrs
     lines = [f"file:             {path}", "format:           mridip reconstruction (output, not raw data)",
-             f"method:           {r.method}", f"image:            {tuple(r.image.shape)} (S, T, Y, X)"]
+             f"method:           {r.method}"]
+    if "protocol_name" in a:
+        lines.append(f"protocol:         {a['protocol_name']}")
+    lines.append(f"image:            {tuple(r.image.shape)} (S, T, Y, X)")
     if r.parameter_maps:
-        lines.append("parameter maps:   " + ", ".join(r.parameter_maps))
+        lines.append("parameter maps:   " + ", ".join(
+            f"{k} {tuple(np.shape(v))}" for k, v in r.parameter_maps.items()))
+    if r.coil_maps is not None:
+        lines.append(f"coil maps:        {tuple(r.coil_maps.shape)} (S, C, Y, X), {a.get('coil_method', '?')} "
+                     "(reuse: --coil-maps FILE)")
+    if r.motion:
+        lines.append("motion:           " + ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in r.motion.items())
+                     + " (displacement in pixels, 0 = y, 1 = x)")
     lines.append("reference:        " + ("yes" if r.reference is not None else "none"))
-    for k in ("device", "seed", "iterations", "stop_reason", "wall_seconds"):
-        if k in r.attrs:
-            lines.append(f"{k + ':':<18}{r.attrs[k]}")
+    if "iterations" in a:
+        lines.append(f"stop:             {a.get('stop_reason', '?')} after {a['iterations']} iterations")
+    if "tuned_lam" in a:
+        from mridip.compare import lambda_summary
+
+        lam = lambda_summary(a)
+        lines.append(f"lambda:           {lam['lam']:g} (tuned on held-out k-space)")
+        if "lam_candidates" in lam:
+            lines.append(f"lambda candidates: {lam['lam_candidates']} (lambda:held-out residual)")
+    for k in ("device", "seed", "wall_seconds", "input", "input_sha256", "mridip_version"):
+        if k in a:
+            v = a[k]
+            lines.append(f"{k + ':':<18}{v:.1f} s" if k == "wall_seconds" else f"{k + ':':<18}{v}")
+    return "\n".join(lines)
+
+
+def is_truth_file(path: str | os.PathLike) -> bool:
+    """True for a data_tools ground-truth ``.h5`` (``image`` + ``coil_maps``, no k-space)."""
+    import h5py
+
+    try:
+        with h5py.File(os.fspath(path), "r") as f:
+            return "image" in f and "kspace" not in f and "reconstruction" not in f
+    except OSError:
+        return False
+
+
+def _describe_truth(path: str) -> str:
+    """A data_tools ground-truth file (``_write_truth``): shapes, regions and maps."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        lines = [f"file:             {path}",
+                 "format:           ground truth (data_tools phantom; a --reference for compare, not raw data)",
+                 f"image:            {f['image'].shape} (S, T, Y, X) {f['image'].dtype}"]
+        if "coil_maps" in f:
+            lines.append(f"coil maps:        {f['coil_maps'].shape} (S, C, Y, X) (the simulation's)")
+        if "roi" in f:
+            lines.append("regions:          " + (", ".join(f"{k} {f['roi'][k].shape}" for k in f["roi"]) or "none"))
+        if "parameter_maps" in f:
+            lines.append("parameter maps:   " + ", ".join(
+                f"{k} {f['parameter_maps'][k].shape}" for k in f["parameter_maps"]) + " (times in ms)")
+        if "noise_cov" in f:
+            lines.append(f"noise covariance: {f['noise_cov'].shape}")
+        for k, v in f.attrs.items():
+            v = v.decode() if isinstance(v, bytes) else v
+            if isinstance(v, np.ndarray) and v.size > 8:
+                v = f"array {v.shape}"
+            lines.append(f"{k + ':':<18}{v}")
     return "\n".join(lines)
 
 
@@ -235,7 +304,9 @@ def describe(path: str | os.PathLike) -> str:
     Format, trajectory, encoded and recon matrix, coils, frames, slices, lines or spokes
     per frame, acceleration (Cartesian) or Nyquist ratio (radial), noise scans,
     calibration lines, readout oversampling, field strength, TE/TR/TI where the header
-    has them. A mridip output file is described as such.
+    has them. A mridip output file is described as such (method, protocol, image and
+    maps, stop, tuned lambda and its candidates), and a data_tools ground-truth file by
+    its shapes, regions and parameter maps.
 
     Raises
     ------
@@ -245,7 +316,12 @@ def describe(path: str | os.PathLike) -> str:
     from mridip.io import detect_format
 
     path = os.fspath(path)
-    fmt = detect_format(path)
+    try:
+        fmt = detect_format(path)
+    except InputFileError:
+        if os.path.isfile(path) and is_truth_file(path):
+            return _align(_describe_truth(path))
+        raise
     try:
         if fmt == "ismrmrd":
             text = _describe_ismrmrd(path)

@@ -5,6 +5,7 @@ Layout::
     /reconstruction            complex64 (S, T, Y, X)
     /parameter_maps/<name>     float32 (S, Y, X), times in ms      (mapping only)
     /reference                 (S, T, Y, X) reference from the input, where it had one
+    /coil_maps                 complex64 (S, C, Y, X), the coil maps used (reuse: --coil-maps FILE)
     /log/<name>                1-D per-iteration records (iteration, loss, val_loss, ...)
     attributes                 method, mridip_version, and everything in recon.attrs:
                                strings and numbers as they are; dicts, lists, tuples and
@@ -85,6 +86,13 @@ def save_reconstruction(path: str | os.PathLike, recon: Reconstruction) -> str:
                 ref = np.asarray(recon.reference)
                 ref = ref.astype(np.complex64 if np.iscomplexobj(ref) else np.float32)
                 f.create_dataset("reference", data=ref)
+            if recon.coil_maps is not None:
+                f.create_dataset("coil_maps", data=np.asarray(recon.coil_maps, dtype=np.complex64))
+            if recon.motion:
+                g = f.create_group("motion")
+                for name, m in recon.motion.items():
+                    m = np.asarray(m)
+                    g.create_dataset(name, data=m.astype(np.complex64 if np.iscomplexobj(m) else np.float32))
             if recon.log:
                 g = f.create_group("log")
                 for name, v in recon.log.items():
@@ -150,6 +158,8 @@ def load_reconstruction(path: str | os.PathLike) -> Reconstruction:
         maps = {k: np.asarray(v[()]) for k, v in f["parameter_maps"].items()} if "parameter_maps" in f else {}
         log = {k: np.asarray(v[()]) for k, v in f["log"].items()} if "log" in f else {}
         reference = np.asarray(f["reference"][()]) if "reference" in f else None
+        coil_maps = np.asarray(f["coil_maps"][()]) if "coil_maps" in f else None
+        motion = {k: np.asarray(v[()]) for k, v in f["motion"].items()} if "motion" in f else {}
         raw_attrs = dict(f.attrs.items())
     except InputFileError:
         f.close()
@@ -171,4 +181,4 @@ def load_reconstruction(path: str | os.PathLike) -> Reconstruction:
     method = str(attrs.pop("method", "unknown"))
     attrs.pop("format", None)
     return Reconstruction(image=image, method=method, attrs=attrs, parameter_maps=maps,
-                          reference=reference, log=log)
+                          reference=reference, log=log, coil_maps=coil_maps, motion=motion)

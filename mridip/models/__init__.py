@@ -24,6 +24,7 @@ from mridip.models.common import (
 )
 from mridip.models.gip import GraphImagePrior
 from mridip.models.mapping import MappingDIP
+from mridip.models.motion import MoCoDIP
 from mridip.models.dip import ConvDecoder, DIPGenerator, SkipNet, make_convdecoder, make_dip
 from mridip.models.tddip import (
     TDDIP,
@@ -40,6 +41,7 @@ GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "tddip": TDDIP,
     "gip": GraphImagePrior,
     "dip-mapping": MappingDIP,
+    "moco-dip": MoCoDIP,
 }
 
 
@@ -83,6 +85,7 @@ __all__ = [
     "count_parameters",
     "GraphImagePrior",
     "MappingDIP",
+    "MoCoDIP",
     "SkipNet",
     "ConvDecoder",
     "DIPGenerator",

@@ -143,3 +143,143 @@ def navigator_descriptors(images: torch.Tensor) -> torch.Tensor:
     """
     mag = images.abs().float()
     return (mag - mag.mean(0, keepdim=True)).reshape(mag.shape[0], -1)
+
+
+# ------------------------------------------------------------ physiological surrogates
+#: respiratory and cardiac bands (Hz) of the self-navigator; the respiratory one is
+#: mrpro's motion-corrected example's 0.2-0.5 Hz widened to slow breathing (0.1 Hz)
+RESPIRATORY_BAND_HZ = (0.1, 0.5)
+CARDIAC_BAND_HZ = (0.6, 3.0)
+
+
+def bandpass(signal: torch.Tensor, frame_seconds: float, band: tuple[float, float]) -> torch.Tensor:
+    """Zero-phase FFT band-pass of ``signal`` ``(T, ...)`` along frames (float64 inside).
+
+    Frequencies ``|f|`` outside ``band`` (Hz; frame rate ``1 / frame_seconds``) are set to
+    zero; the mean (0 Hz) always goes. The signal is mirrored before the FFT (even
+    extension: no jump at the ends to leak into the band).
+    """
+    if frame_seconds <= 0:
+        raise ShapeError(f"bandpass: frame_seconds must be > 0, got {frame_seconds}")
+    s = signal.double()
+    T = s.shape[0]
+    ext = torch.cat([s, s.flip(0)], 0)  # (2T, ...)
+    f = torch.fft.fftfreq(2 * T, d=frame_seconds).abs()
+    keep = ((f >= band[0]) & (f <= band[1]) & (f > 0)).to(s.dtype)
+    spec = torch.fft.fft(ext, dim=0) * keep.view(-1, *([1] * (s.ndim - 1)))
+    return torch.fft.ifft(spec, dim=0).real[:T].to(signal.dtype if signal.is_floating_point() else torch.float64)
+
+
+def pca_surrogate(features: torch.Tensor, frame_seconds: float, band: tuple[float, float],
+                  components: int = 8, exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """The principal temporal component of ``features`` with the most power in ``band``.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        real ``(T, F)`` per-frame features (e.g. navigator magnitudes, coil k-space centre).
+    frame_seconds : float
+        Frame duration (s).
+    band : (float, float)
+        Pass band in Hz.
+    components : int
+        Principal components searched (SVD of the mean-free features).
+    exclude : torch.Tensor, optional
+        ``(T,)`` curve (e.g. the respiratory surrogate) projected out of the features first.
+
+    Returns
+    -------
+    curve : torch.Tensor
+        float32 ``(T,)``, the band-passed component, zero mean, unit std (sign arbitrary).
+    info : dict
+        ``component`` (index), ``peak_hz`` (frequency of its spectral peak in the band),
+        ``band_fraction`` (fraction of the component's power in the band).
+    """
+    X = features.double()
+    X = X - X.mean(0, keepdim=True)
+    if exclude is not None:
+        e = exclude.double() - exclude.double().mean()
+        e = e / e.norm().clamp_min(1e-12)
+        X = X - e[:, None] * (e @ X)[None]
+    U, S, _ = torch.linalg.svd(X, full_matrices=False)
+    k = min(components, U.shape[1])
+    T = X.shape[0]
+    f = torch.fft.rfftfreq(T, d=frame_seconds)
+    inband = (f >= band[0]) & (f <= band[1]) & (f > 0)
+    if not bool(inband.any()):
+        raise ShapeError(
+            f"navigator: {T} frames of {frame_seconds * 1e3:.0f} ms resolve no frequency in {band} Hz "
+            "(too few frames or too slow a frame rate); give the surrogate another way"
+        )
+    best, best_power, best_frac = 0, -1.0, 0.0
+    for i in range(k):
+        p = torch.fft.rfft(U[:, i] * S[i]).abs() ** 2
+        p[0] = 0
+        power = float(p[inband].sum())
+        if power > best_power:
+            best, best_power, best_frac = i, power, power / max(float(p.sum()), 1e-30)
+    curve = bandpass(U[:, best], frame_seconds, band)
+    p = torch.fft.rfft(curve).abs() ** 2
+    peak = float(f[inband][torch.argmax(p[inband])])
+    curve = (curve - curve.mean()) / curve.std().clamp_min(1e-12)
+    return curve.float(), {"component": best, "peak_hz": peak, "band_fraction": best_frac}
+
+
+@torch.no_grad()
+def navigator_features(A: LinearOperator, y: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """Per-frame features of the self-navigator: real ``(T, F)``.
+
+    The magnitudes of the low-resolution navigator frames (:func:`navigator_images`,
+    ``Y X`` values) followed by the real and imaginary parts of each coil's k-space
+    centre: the mean of every frame's samples within the navigator region closest to
+    ``k = 0`` (radial: the spokes' centre samples; Cartesian: the centre of the grid),
+    ``2 C`` values. Coil PCA on them (:func:`pca_surrogate`) gives the surrogates.
+    """
+    img = navigator_images(A, y, iterations=iterations)  # (T, Y, X)
+    T = img.shape[0]
+    mag = img.abs().reshape(T, -1).double()
+    mag = mag / mag.std().clamp_min(1e-30)
+    m = A.sample_mask
+    yy = y * m.unsqueeze(1).to(y.dtype)
+    if yy.ndim == 3:  # radial (T, C, K): samples nearest k = 0
+        r = torch.linalg.vector_norm(A.trajectory, dim=1).masked_fill(~m, float("inf"))  # (T, K)
+        near = r <= r.amin(1, keepdim=True) + 1e-3
+        dc = (yy * near.unsqueeze(1)).sum(-1) / near.sum(-1, keepdim=True).clamp_min(1)  # (T, C)
+    else:  # Cartesian (T, C, Ky, Kx): grid centre, where measured
+        ky, kx = yy.shape[-2:]
+        dc = yy[..., ky // 2, kx // 2]
+    dc = torch.cat([dc.real, dc.imag], 1).double()
+    dc = dc / dc.std().clamp_min(1e-30)
+    return torch.cat([mag, dc], 1)
+
+
+def physiological_surrogates(A: LinearOperator, y: torch.Tensor, frame_seconds: float,
+                             respiratory_band: tuple[float, float] = RESPIRATORY_BAND_HZ,
+                             cardiac_band: tuple[float, float] = CARDIAC_BAND_HZ) -> dict:
+    """Respiratory and cardiac surrogates from the data alone (self-navigation).
+
+    Coil PCA of :func:`navigator_features`, band-passed (mrpro's motion-corrected
+    example: SVD of the k-space centre, 0.2-0.5 Hz; XD-GRASP bins the same kind of
+    self-navigator into respiratory x cardiac states, Feng et al., MRM 75:775, 2016).
+    The cardiac curve comes from the features with the respiratory curve projected out.
+
+    Returns
+    -------
+    dict
+        ``respiratory`` and ``cardiac``: float32 ``(T,)`` (unit std, sign arbitrary; a
+        band the frame rate cannot resolve gives no entry), ``respiratory_info`` and
+        ``cardiac_info`` (see :func:`pca_surrogate`), ``frame_seconds``.
+    """
+    feats = navigator_features(A, y)
+    out: dict = {"frame_seconds": float(frame_seconds)}
+    resp = None
+    for name, band in (("respiratory", respiratory_band), ("cardiac", cardiac_band)):
+        try:
+            curve, info = pca_surrogate(feats, frame_seconds, band, exclude=resp)
+        except ShapeError as exc:
+            out[f"{name}_info"] = {"error": str(exc)}
+            continue
+        out[name], out[f"{name}_info"] = curve, info
+        if name == "respiratory":
+            resp = curve
+    return out

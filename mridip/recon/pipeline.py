@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -68,15 +69,38 @@ def preprocess(raw: RawData, proto: Protocol) -> RawData:
     return raw
 
 
-def slice_problem(raw: RawData, proto: Protocol, device: torch.device, coil_maps: torch.Tensor | None = None) -> SliceProblem:
-    """Coil maps, operator and data of one slice (``raw.kspace`` ``(1, T, C, ...)``)."""
+@contextmanager
+def stage(description: str, progress: bool):
+    """A one-step tqdm status line (``description: elapsed``) while a long step without
+    iterations of its own runs (coil estimation, a baseline solve); nothing if not ``progress``."""
+    if not progress:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=1, desc=description, leave=False, dynamic_ncols=True, bar_format="{desc}: {elapsed}")
+    try:
+        yield bar
+    finally:
+        bar.update(1)
+        bar.close()
+
+
+def slice_problem(raw: RawData, proto: Protocol, device: torch.device, coil_maps: torch.Tensor | None = None,
+                  progress: bool = False) -> SliceProblem:
+    """Coil maps, operator and data of one slice (``raw.kspace`` ``(1, T, C, ...)``).
+
+    ``progress`` shows a status line while the coil maps are estimated (ESPIRiT takes
+    tens of seconds on scanner-sized data)."""
     from mridip.coils import estimate_maps
     from mridip.operators import make_operator
 
     if coil_maps is None:
         opts = {k: v for k, v in proto.coils.items() if k != "method"}
-        maps, valid = estimate_maps(raw, proto.option("coils", "method"), device=device,
-                                    nufft_backend=proto.option("data", "nufft_backend"), **opts)
+        method = proto.option("coils", "method")
+        with stage(f"coil maps ({method})", progress):
+            maps, valid = estimate_maps(raw, method, device=device,
+                                        nufft_backend=proto.option("data", "nufft_backend"), **opts)
     else:
         maps = torch.as_tensor(coil_maps).to(device=device, dtype=torch.complex64)
         if tuple(maps.shape) != (raw.num_coils, *raw.image_shape):
@@ -146,8 +170,13 @@ def run_generator(problem: SliceProblem, proto: Protocol, *, seed: int, checkpoi
     return res.image * scale, info
 
 
-def run_baseline(problem: SliceProblem, proto: Protocol, *, seed: int, **_: Any) -> MethodResult:
-    """Run the protocol's compressed-sensing baseline, tuning lambda first if asked."""
+def run_baseline(problem: SliceProblem, proto: Protocol, *, seed: int, progress: bool = False,
+                 description: str = "", **_: Any) -> MethodResult:
+    """Run the protocol's compressed-sensing baseline, tuning lambda first if asked.
+
+    ``progress``: a tqdm bar over the lambda candidates (candidate k of n, its held-out
+    residual) and a status line while the final solve runs.
+    """
     from mridip.recon.baselines import METHODS, tune_lambda
 
     fn = METHODS[proto.method]
@@ -161,12 +190,36 @@ def run_baseline(problem: SliceProblem, proto: Protocol, *, seed: int, **_: Any)
         if len(values) < 2:
             raise ProtocolError("baseline.tune = true needs baseline.tune_values with >= 2 values")
         rest = {k: v for k, v in opts.items() if k != "lam"}
-        best, table = tune_lambda(lambda A, y, lam: fn(A, y, lam=lam, **rest)[0], problem.A, problem.y,
-                                  values, seed=seed)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(values), desc=f"{description or proto.name}: tune lambda", leave=False,
+                       dynamic_ncols=True, unit="candidate")
+        # one candidate per call: the hold-out split depends on the seed only, so the table equals
+        # one call with all values, and each candidate's residual shows as soon as it is known
+        table = []
+        try:
+            for k, lam in enumerate(values):
+                if bar is not None:
+                    bar.set_postfix_str(f"candidate {k + 1}/{len(values)}: lam {lam:g}")
+                _, row = tune_lambda(lambda A, y, lam: fn(A, y, lam=lam, **rest)[0], problem.A, problem.y,
+                                     [lam], seed=seed)
+                table += row
+                if bar is not None:
+                    bar.set_postfix_str(f"candidate {k + 1}/{len(values)}: lam {lam:g}, held-out residual "
+                                        f"{row[0][1]:.4g}")
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        best = min(table, key=lambda row: row[1])[0]
         opts["lam"] = best
         info["tuned_lam"] = best
         info["tune_table"] = [list(map(float, row)) for row in table]
-    x, binfo = fn(problem.A, problem.y, **opts)
+    with stage(f"{description or proto.name}: {proto.method}"
+               + (f" (up to {opts['iterations']} iterations)" if "iterations" in opts else ""), progress):
+        x, binfo = fn(problem.A, problem.y, **opts)
     info.update({k: v for k, v in binfo.items() if k in ("iterations", "stop_reason", "lam_effective")})
     info.setdefault("iterations", 0)
     info.setdefault("stop_reason", "closed form")
@@ -187,6 +240,12 @@ def _run_mapping(*args, **kwargs) -> MethodResult:
     return run_mapping(*args, **kwargs)
 
 
+def _run_moco(*args, **kwargs) -> MethodResult:
+    from mridip.recon.moco import run_moco
+
+    return run_moco(*args, **kwargs)
+
+
 def _run_grappa(*args, **kwargs) -> MethodResult:
     from mridip.recon.grappa import run_grappa  # the slice's ACS data (raw.calibration) go with A, y
 
@@ -196,7 +255,7 @@ def _run_grappa(*args, **kwargs) -> MethodResult:
 #: Methods with their own schedule or inputs (still on the one fitting loop); others use
 #: run_generator or run_baseline.
 RUNNERS: dict[str, Callable[..., MethodResult]] = {"gip": _run_gip, "dip-mapping": _run_mapping,
-                                                   "grappa": _run_grappa}
+                                                   "grappa": _run_grappa, "moco-dip": _run_moco}
 
 
 def _runner(proto: Protocol) -> Callable[..., MethodResult]:
@@ -287,9 +346,11 @@ def reconstruct(
         if maps_all.ndim == 3:
             maps_all = maps_all[None]
     run = _runner(proto)
-    images, infos = [], []
+    images, infos, maps_used = [], [], []
     for i, s in enumerate(slices):
-        problem = slice_problem(raw.slice(s), proto, dev, None if maps_all is None else maps_all[min(i, len(maps_all) - 1)])
+        problem = slice_problem(raw.slice(s), proto, dev, None if maps_all is None else maps_all[min(i, len(maps_all) - 1)],
+                                progress=progress)
+        maps_used.append(problem.coil_maps.detach().to("cpu", torch.complex64).numpy())
         ck = None if checkpoint is None else f"{checkpoint}.s{s}.pt"
         mon = None
         if monitor is not None:
@@ -327,6 +388,9 @@ def reconstruct(
         "coil_method": "given" if coil_maps is not None else str(proto.option("coils", "method")),
     }
     attrs.update(_geometry_attrs(raw, slices))
+    from mridip.threads import thread_summary
+
+    attrs["threads"] = thread_summary()
     backend = getattr(problem.A, "backend", None)
     if backend:
         attrs["nufft_backend"] = str(backend)
@@ -343,8 +407,7 @@ def reconstruct(
         attrs["input_sha256"] = file_sha256(source)
     # GIP also reports its frame graph (T, k), which stage image or ADMM X it returned and
     # the seconds per step of each stage
-    for key in ("best_iteration", "seconds_per_iteration", "tuned_lam", "parameters", "data_scale", "graph",
-                "returned", "stage_seconds_per_iteration"):
+    for key in _PER_SLICE_ATTRS:  # one list, shared with gather_slices
         vals = [i[key] for i in infos if key in i]
         if vals:
             attrs[key] = vals[0] if len(vals) == 1 else vals
@@ -358,8 +421,11 @@ def reconstruct(
     if infos and "parameter_maps" in infos[0]:
         parameter_maps = {k: np.stack([i["parameter_maps"][k] for i in infos]) for k in infos[0]["parameter_maps"]}
         attrs["parameter_maps_source"] = infos[0].get("parameter_maps_source", "")
+    motion = {}
+    if infos and "motion" in infos[0]:  # motion-corrected methods: (S, T, ...) per item
+        motion = {k: np.stack([i["motion"][k] for i in infos]) for k in infos[0]["motion"]}
     return Reconstruction(image=image, method=proto.method, attrs=attrs, reference=reference, log=log,
-                          parameter_maps=parameter_maps)
+                          parameter_maps=parameter_maps, coil_maps=np.stack(maps_used), motion=motion)
 
 
 def _geometry_attrs(raw: RawData, slices: list[int]) -> dict[str, Any]:
@@ -385,13 +451,86 @@ def _geometry_attrs(raw: RawData, slices: list[int]) -> dict[str, Any]:
     return out
 
 
+#: attrs that :func:`reconstruct` takes per slice and lists when there are several
+_PER_SLICE_ATTRS = ("best_iteration", "seconds_per_iteration", "tuned_lam", "tune_table", "parameters", "data_scale", "graph",
+                    "returned", "stage_seconds_per_iteration")
+
+
+def gather_slices(parts: list[Reconstruction]) -> Reconstruction:
+    """One reconstruction from single-slice ones, as :func:`reconstruct` builds it for all of them.
+
+    ``parts[i]`` is ``reconstruct(raw, protocol, slices=[s_i], ...)`` (one slice each, in
+    slice order) of one input, protocol and seed; the result has what
+    ``reconstruct(raw, protocol, slices=[s_0, s_1, ...])`` would have: the images,
+    references and parameter maps stacked on S, ``iterations`` / ``wall_seconds`` /
+    ``resumed_seconds`` summed, the stop reasons as the sorted set, ``slices`` and
+    ``slice_geometry`` concatenated, the per-slice attrs of ``_PER_SLICE_ATTRS`` listed
+    (one value where there is one part), the log only for a single part. Used by
+    :mod:`mridip.batch`, which fits each slice as its own task.
+
+    Parameters
+    ----------
+    parts : list of Reconstruction
+        ``image`` complex64 ``(1, T, Y, X)`` each.
+
+    Returns
+    -------
+    Reconstruction
+        ``image`` complex64 ``(S, T, Y, X)``, ``S = len(parts)``.
+    """
+    import json
+
+    if not parts:
+        raise ShapeError("gather_slices needs at least one single-slice reconstruction")
+    for p in parts:
+        if p.image.shape[0] != 1 or len(p.attrs.get("slices", [0])) != 1:
+            raise ShapeError(f"gather_slices takes single-slice reconstructions, got image {p.image.shape}")
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0].attrs
+    attrs: dict[str, Any] = dict(first)
+    attrs["iterations"] = int(sum(int(p.attrs.get("iterations", 0)) for p in parts))
+    attrs["stop_reason"] = "; ".join(sorted({str(p.attrs.get("stop_reason", "")) for p in parts}))
+    attrs["wall_seconds"] = float(sum(float(p.attrs.get("wall_seconds", 0.0)) for p in parts))
+    attrs["resumed_seconds"] = float(sum(float(p.attrs.get("resumed_seconds", 0.0)) for p in parts))
+    attrs["slices"] = [int(s) for p in parts for s in p.attrs["slices"]]
+    devices = sorted({str(p.attrs.get("device", "")) for p in parts})
+    attrs["device"] = devices[0] if len(devices) == 1 else "; ".join(devices)
+    if "slice_geometry" in first:
+        geo = [g for p in parts for g in json.loads(p.attrs["slice_geometry"])]
+        attrs["slice_geometry"] = json.dumps(geo)
+    for key in _PER_SLICE_ATTRS:
+        vals = [p.attrs[key] for p in parts if key in p.attrs]
+        if vals:
+            attrs[key] = vals[0] if len(vals) == 1 else vals
+    reference = None
+    if all(p.reference is not None for p in parts):
+        reference = np.concatenate([np.asarray(p.reference) for p in parts], 0)
+    maps = {}
+    if parts[0].parameter_maps:
+        maps = {k: np.concatenate([np.asarray(p.parameter_maps[k]) for p in parts], 0)
+                for k in parts[0].parameter_maps}
+    image = np.concatenate([np.asarray(p.image, dtype=np.complex64) for p in parts], 0)
+    coil_maps = None  # (S, C, Y, X): each slice's maps, as reconstruct keeps them
+    if all(p.coil_maps is not None for p in parts):
+        coil_maps = np.concatenate([np.asarray(p.coil_maps) for p in parts], 0)
+    return Reconstruction(image=image, method=parts[0].method, attrs=attrs, reference=reference, log={},
+                          coil_maps=coil_maps, parameter_maps=maps)
+
+
 def checkpoint_stem(output: str | os.PathLike) -> str:
     """Checkpoint stem beside an output file: ``OUT.h5`` -> ``OUT.h5.ckpt``."""
     return str(Path(output)) + ".ckpt"
 
 
+def find_checkpoints(output: str | os.PathLike) -> list[Path]:
+    """The checkpoint files of :func:`checkpoint_stem` ``(output)`` that exist (sorted):
+    ``OUT.ckpt.sN.pt`` and the stage files of schedules built on them."""
+    out = Path(output)
+    return sorted(out.parent.glob(out.name + ".ckpt.s*.pt"))
+
+
 def remove_checkpoints(output: str | os.PathLike) -> None:
     """Delete the checkpoints of :func:`checkpoint_stem` ``(output)`` (a finished fit's)."""
-    out = Path(output)
-    for f in out.parent.glob(out.name + ".ckpt.s*.pt"):
+    for f in find_checkpoints(output):
         f.unlink()

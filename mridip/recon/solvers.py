@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from mridip.threads import adapt_threads
+
 __all__ = ["conjugate_gradient", "fista", "admm", "SplitTerm", "pdhg", "DualTerm", "soft_threshold",
            "project_l2_ball", "group_soft_threshold"]
 
@@ -128,6 +130,7 @@ def conjugate_gradient(
     if math.sqrt(float(rr)) / bnorm < tol:
         return x, _info(0, "tolerance", objective, t0, residual=residual, r=r)
     for k in range(1, iterations + 1):
+        adapt_threads()  # follow the cores other processes leave free (mridip.threads)
         mp = normal(p)
         pmp = _vdot(p, mp).real
         if float(pmp) <= 0.0:  # M is only semi-definite along p: nothing left to gain
@@ -195,6 +198,7 @@ def fista(
     obj: list[float] = []
     reason, k = "max_iterations", 0
     for k in range(1, iterations + 1):
+        adapt_threads()  # follow the cores other processes leave free (mridip.threads)
         x_old = x
         x = prox_g(z - step * grad_f(z), step)
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
@@ -323,6 +327,7 @@ def admm(
     calls = 0
     reason, k = "max_iterations", 0
     for k in range(1, iterations + 1):
+        adapt_threads()  # follow the cores other processes leave free (mridip.threads)
         r_rho = rho  # the rho of this x-update (closure below)
         rhs_k = rhs
         for term, z, u in zip(terms, zs, us):
@@ -460,6 +465,7 @@ def pdhg(
     obj: list[float] = []
     reason, k = "max_iterations", 0
     for k in range(1, iterations + 1):
+        adapt_threads()  # follow the cores other processes leave free (mridip.threads)
         fx, grad = f_and_grad(x)
         if all(term.value is not None for term in terms):
             val = fx + sum(float(term.value(term.apply(x))) for term in terms)

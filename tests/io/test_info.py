@@ -69,3 +69,24 @@ def test_cli_info_end_to_end(tmp_path, make_cartesian, capsys):
     assert main(["info", str(tmp_path / "missing.h5")]) == 2
     err = capsys.readouterr().err
     assert "not found" in err and "Traceback" not in err
+
+
+def test_info_describes_outputs_and_truth_files(tmp_path, capsys):
+    from data_tools.phantom import simulate_to_files
+
+    raw, truth = simulate_to_files(tmp_path, kind="cartesian", size=24, frames=4, coils=2, acceleration=3.0,
+                                   snr=40.0, seed=3)
+    out = tmp_path / "ttv.h5"
+    assert main(["recon", raw, "-p", "temporal-tv", "-o", str(out), "-q", "--no-preview",
+                 "--set", "baseline.iterations=5", "--set", "baseline.tune_values=[0.001, 0.01]"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out), truth]) == 0
+    text = capsys.readouterr().out
+    o, t = text.split("ground truth")
+    assert _field(o, "method") == "temporal-tv" and _field(o, "protocol") == "temporal-tv"
+    assert _field(o, "stop").endswith("after 5 iterations")
+    assert re.match(r"0\.0?1 \(tuned", _field(o, "lambda"))
+    assert "0.001:" in _field(o, "lambda candidates") and "*" in _field(o, "lambda candidates")
+    assert _field(o, "coil maps").startswith("(1, 2, 24, 24) (S, C, Y, X)")
+    assert _field(t, "image").startswith("(1, 4, 24, 24) (S, T, Y, X)")
+    assert "heart" in _field(t, "regions") and _field(t, "coil maps").startswith("(1, 2, 24, 24)")

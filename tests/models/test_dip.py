@@ -208,4 +208,4 @@ def test_bad_arguments_raise_mridip_errors():
         make_dip(image_shape=None)
     with pytest.raises(ProtocolError):
         DIPGenerator(SkipNet(), image_shape=(16, 8), input_channels=8)
-    assert set(GENERATORS) == {"dip", "convdecoder", "tddip", "gip", "dip-mapping"}
+    assert set(GENERATORS) == {"dip", "convdecoder", "tddip", "gip", "dip-mapping", "moco-dip"}

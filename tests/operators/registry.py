@@ -13,6 +13,7 @@ import math
 import torch
 
 from mridip.operators import CartesianSense, RadialSense
+from mridip.operators.motion import MotionSense
 from mridip.operators.nufft import BACKENDS
 from mridip.trajectories import radial_trajectory, variable_density_lines
 
@@ -65,8 +66,17 @@ def _radial_variants(b: str) -> dict:
     }
 
 
+def displacement(frames: int = T, shape=(Y, X), seed: int = 4) -> torch.Tensor:
+    """Smooth random displacement ``(T, 2, Y, X)`` in pixels, up to ~2 px, with out-of-image pulls."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = 2.0 * torch.randn(frames, 2, 3, 3, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=shape, mode="bilinear", align_corners=True)
+
+
 REGISTRY = {
     "cartesian": _cart,
+    "motion_cartesian": lambda d: MotionSense(_cart(d), displacement().to(d)),
+    "motion_radial": lambda d: MotionSense(_radial(d, sample_weights=weights().to(d)), displacement().to(d)),
     "cartesian_restricted": lambda d: _cart(d).restrict(holdout((T, Y, X)).to(d)),
     "cartesian_frames": lambda d: _cart(d).select_frames(torch.tensor([2, 0])),
 }
