@@ -134,8 +134,7 @@ def free_breathing_cine(
             "cardiac_phase": cphase, "frame_ms": float(frame_ms), "shift_px": shift}
 
 
-def _stamp_physiology(path: str, frame_of_acq: np.ndarray, acq_ms: np.ndarray, heart_rate_bpm: float,
-                      breaths_per_min: float) -> None:
+def _stamp_physiology(path: str, acq_ms: np.ndarray, heart_rate_bpm: float, breaths_per_min: float) -> None:
     """Rewrite ``path`` with trigger-relative ECG / respiratory stamps in image acquisitions."""
     import ismrmrd
 
@@ -145,6 +144,8 @@ def _stamp_physiology(path: str, frame_of_acq: np.ndarray, acq_ms: np.ndarray, h
     ds.close()
     rr = 60000.0 / heart_rate_bpm
     br = 60000.0 / breaths_per_min
+    if sum(not a.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT) for a in acqs) != len(acq_ms):
+        raise ShapeError(f"{path}: {len(acq_ms)} acquisition times for a different number of image acquisitions")
     j = 0
     for acq in acqs:
         if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
@@ -227,7 +228,7 @@ def simulate_free_breathing_files(
     within = np.concatenate([np.arange((frame_of_acq == t).sum()) for t in range(frames)])
     counts = np.bincount(frame_of_acq, minlength=frames)
     acq_ms = frame_of_acq * frame_ms + (within + 0.5) * frame_ms / counts[frame_of_acq]
-    _stamp_physiology(raw_path, frame_of_acq, acq_ms, heart_rate_bpm, breaths_per_min)
+    _stamp_physiology(raw_path, acq_ms, heart_rate_bpm, breaths_per_min)
     _write_truth(truth_path, ph["images"][None], {k: m[None] for k, m in ph["rois"].items()}, maps[None],
                  attrs, sim["noise_cov"])
     import h5py

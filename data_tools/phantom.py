@@ -952,6 +952,9 @@ _FILE_NAMES = {
     "t1map-radial": "t1_mapping_radial.h5",
     "molli": "molli.h5",
     "t2map-radial": "t2_mapping_radial.h5",
+    # the textured, smoothly warped cine of data_tools.anatomical (issue 22)
+    "anatomical": "anatomical_radial.h5",
+    "anatomical-cartesian": "anatomical_cartesian.h5",
 }
 # a brain field of view (one normalised unit = 128 mm) and the scanner of the T2 phantom
 _T2MAP_FOV_MM = (256.0, 256.0, 5.0)
@@ -1085,6 +1088,13 @@ def simulate_to_files(
     - ``kind="cartesian"``: ``cartesian_cine.h5`` (ISMRMRD, variable-density lines per
       frame with ``acceleration``, :func:`cartesian_center_lines` central lines (8 at the
       benchmark's 128 x 128, R = 8), readout oversampling 2 in the file).
+    - ``kind="anatomical"`` / ``"anatomical-cartesian"``: ``anatomical_radial.h5`` /
+      ``anatomical_cartesian.h5``, as ``radial`` / ``cartesian`` but of the realistic
+      phantom :func:`data_tools.anatomical.anatomical_cine` (real-image texture, smooth
+      cardiac displacement field); the truth file also holds ``motion/displacement``
+      float32 ``(1, T, 2, Y, X)`` (pixels, pull convention, component 0 = y),
+      ``motion/contraction`` ``(T,)`` and the attribute ``texture`` (``"sigpy-brain"`` or
+      ``"synthetic"``).
     - ``kind="fastmri"``: ``fastmri_multislice.h5`` (fastMRI layout ``(S, C, Ky, Kx)``),
       a static multi-slice phantom: end-diastolic frames of ``slices`` slices from apex-ward
       to base-ward (the ventricles grow), coil maps evaluated at each slice's position;
@@ -1186,11 +1196,19 @@ def simulate_to_files(
         )
         return [raw_path, truth_path]
 
-    if kind in ("radial", "cartesian"):
-        images, rois = cardiac_cine_phantom(size, frames, respiration=respiration, seed=seed)
+    if kind in ("radial", "cartesian", "anatomical", "anatomical-cartesian"):
+        anatomy = None
+        if kind.startswith("anatomical"):
+            from data_tools.anatomical import anatomical_cine
+
+            anatomy = anatomical_cine(size, frames, respiration=respiration, seed=seed)
+            images, rois = anatomy["images"], anatomy["rois"]
+            attrs["texture"] = anatomy["texture"]
+        else:
+            images, rois = cardiac_cine_phantom(size, frames, respiration=respiration, seed=seed)
         maps = coil_sensitivities(coils, (size, size), seed=seed, normalize=True)
         attrs["frames"] = int(frames)
-        if kind == "radial":
+        if kind in ("radial", "anatomical"):
             sim = simulate_radial(images, maps, spokes_per_frame=spokes_per_frame, snr=snr, seed=seed)
             writers.write_ismrmrd_radial(
                 raw_path, sim["kspace"], sim["trajectory"], spokes_per_frame=spokes_per_frame,
@@ -1213,6 +1231,13 @@ def simulate_to_files(
             truth_path, images[None], {k: m[None] for k, m in rois.items()}, maps[None],
             attrs, sim["noise_cov"],
         )
+        if anatomy is not None:
+            import h5py
+
+            with h5py.File(truth_path, "a") as f:
+                g = f.create_group("motion")
+                g.create_dataset("displacement", data=anatomy["displacement"][None], compression="gzip")
+                g.create_dataset("contraction", data=anatomy["contraction"])
         return [raw_path, truth_path]
 
     # fastMRI: static multi-slice, T = 1
@@ -1272,7 +1297,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "t2map: a multi-echo spin-echo brain T2-mapping scan (ISMRMRD), grappa: "
                    "a brain slice shaped like a Siemens GRAPPA export (ACS lines, noise scan), "
                    "t1map / t1map-radial: the NIST-like T1 plate (IR, SR or VFA: --t1-model), "
-                   "molli: a short-axis MOLLI 5(3)3 slice, t2map-radial: golden-angle multi-echo")
+                   "molli: a short-axis MOLLI 5(3)3 slice, t2map-radial: golden-angle multi-echo, "
+                   "anatomical / anatomical-cartesian: a radial / Cartesian cine of the realistic "
+                   "phantom (real-image texture, smooth cardiac warp; data_tools.anatomical)")
     p.add_argument("--size", type=int, default=128, help="image matrix N (N x N), default 128")
     p.add_argument("--frames", type=int, default=20,
                    help="cardiac frames T, default 20 (ignored for t2map: T = --echoes)")

@@ -267,7 +267,11 @@ def simulate_t1_to_files(
       10 s; ``"sr"``: :data:`SR_TS_MS` in the TI list; ``"vfa"``: :data:`VFA_FLIP_DEG` in the
       flip-angle list, TR :data:`VFA_TR_MS`, B1 map :func:`smooth_b1` also written as
       ``b1_map.npy``), a different variable-density line mask with ``acceleration`` per
-      contrast around :func:`data_tools.phantom.cartesian_center_lines` calibration lines.
+      contrast around :func:`data_tools.phantom.cartesian_center_lines` central lines; the
+      central lines of the last contrast (the longest TI: every tissue positive) are flagged
+      as embedded calibration (ACS), because the TI images of an inversion recovery change
+      sign and their average, from which coil maps are otherwise estimated, cancels where
+      the mean of ``1 - 2 exp(-TI / T1)`` over the TIs is near 0 (T1 ~ 1000 ms here).
     - ``kind="t1map-radial"``: ``t1_mapping_radial.h5``, the same as golden-angle radial,
       ``spokes_per_frame`` spokes per contrast of one continuous golden-angle sequence.
     - ``kind="molli"``: ``molli.h5``, the short-axis phantom :func:`cardiac_t1_phantom`
@@ -355,7 +359,7 @@ def simulate_t1_to_files(
         header.setdefault("te_ms", 1.5)
         writers.write_ismrmrd_cartesian(raw_path, sim["kspace"], sim["mask"], noise=sim["noise"],
                                         calibration_lines=center, fov_mm=fov, field_strength_t=field_t,
-                                        frame_counter="contrast", **header)
+                                        frame_counter="contrast", calibration_frames=[frames - 1], **header)
         attrs.update(acceleration=float(acceleration), center_lines=int(center))
     attrs.update(frames=int(frames), field_strength_t=float(field_t))
     rois = {k: np.broadcast_to(m, (1, frames) + m.shape) for k, m in ph["rois"].items()}

@@ -201,6 +201,7 @@ def write_ismrmrd_cartesian(
     shuffle_seed: int | None = None,
     frame_counter: str = "phase",
     ti_ms: float | Sequence[float] | None = None,
+    calibration_frames: Sequence[int] | None = None,
 ) -> str:
     """Write Cartesian k-space as an ISMRMRD file, one acquisition per sampled line.
 
@@ -236,6 +237,10 @@ def write_ismrmrd_cartesian(
         The central ``calibration_lines`` lines (where sampled) are flagged
         ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING and the header gets a parallelImaging
         section (embedded calibration).
+    calibration_frames : sequence of int, optional
+        Frames whose central lines carry that flag (default: all). A mapping scan flags one
+        contrast (e.g. the longest TI of an inversion recovery): readers average the
+        calibration lines of all flagged frames, and contrasts of opposite sign cancel.
     shuffle_seed : int, optional
         Write the image acquisitions in a random order after the noise scans (readers
         must not depend on order).
@@ -341,7 +346,7 @@ def write_ismrmrd_cartesian(
                     acq.set_flag(first_flag)
                 if j == len(rows) - 1:
                     acq.set_flag(last_flag)
-                if int(ky) in calib:
+                if int(ky) in calib and (calibration_frames is None or t in calibration_frames):
                     acq.set_flag(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
                 acqs.append(acq)
     order = None

@@ -452,9 +452,11 @@ def _time_averaged_cartesian(raw: RawData) -> tuple[torch.Tensor, torch.Tensor]:
     """(C, Ky, Kx) k-space averaged over frames where sampled, and the union mask (Ky, Kx).
 
     Where the slice has calibration (ACS) data (``raw.calibration``), those samples take
-    the place of the frame average: they are the file's own calibration measurement (one
-    contrast, often more lines than any frame), and the fully sampled centre that ESPIRiT
-    and Walsh calibrate on is then the ACS block joined with what the frames sampled.
+    the place of the frame average, as Gadgetron calibrates on its reference buffer: they
+    are what the sequence measured for calibration (one contrast, often more lines than
+    any frame), and an average over frames can cancel where the contrast changes sign
+    (inversion recovery, MOLLI). The fully sampled centre that ESPIRiT and Walsh calibrate
+    on is then the ACS block joined with what the frames sampled.
     """
     k = raw.kspace[0]  # (T, C, Ky, Kx)
     m = raw.mask[0].to(k.device)  # (T, Ky, Kx)

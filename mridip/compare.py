@@ -295,7 +295,7 @@ def compare(
                 return math.nan
             return metrics.psnr(_centre_crop(x.detach().cpu().numpy(), ref.image.shape[-2:]), ref.image[s])
 
-    rows, images, t2_maps = [], {}, {}
+    rows, images, param_maps = [], {}, {}
     for pr in protos:
         target = out / f"{pr.name}.h5"
         rec = reusable(target, pr, seed, provenance) if resume else None
@@ -337,7 +337,7 @@ def compare(
                     continue
                 est = _centre_crop(np.asarray(rec.parameter_maps[name]), ref.maps[name].shape[-2:])
                 row.update(_map_columns(metrics, name, est, ref, reg, region))
-                t2_maps.setdefault(name, {})[pr.name] = est[0]
+                param_maps.setdefault(name, {})[pr.name] = est[0]
         else:
             images[pr.name] = img[0]
         rows.append(row)
@@ -353,7 +353,7 @@ def compare(
     if ref is not None:
         viz.save_error_maps(images, ref.image[0], out / "errors.png",
                             frame=0, mask=None)
-    for i, (name, by_method) in enumerate(t2_maps.items()):  # maps.png (first map), maps_T1.png, ...
+    for i, (name, by_method) in enumerate(param_maps.items()):  # maps.png (first map), maps_T1.png, ...
         viz.save_parameter_maps(by_method, ref.maps[name][0], out / ("maps.png" if i == 0 else f"maps_{name}.png"),
                                 name=name, mask=None if reg is None else reg[0, 0])
     write_table(rows, out, region=region if reg is not None else None, reference=ref)

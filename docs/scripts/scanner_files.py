@@ -37,10 +37,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def grappa_case(out: str) -> dict:
-    import ismrmrd
-    import sigpy.mri as mr
-
     from data_tools.phantom import simulate_grappa_export
+    from data_tools.reference import sigpy_sense_cartesian
     from mridip import metrics
     from mridip.recon.pipeline import reconstruct
 
@@ -52,36 +50,7 @@ def grappa_case(out: str) -> dict:
     t_mridip = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ds = ismrmrd.Dataset(path, "dataset", create_if_needed=False)
-    enc = ismrmrd.xsd.CreateFromDocument(ds.read_xml_header()).encoding[0]
-    acqs = [ds.read_acquisition(i) for i in range(ds.number_of_acquisitions())]
-    ds.close()
-    ex, Ky, nx = enc.encodedSpace.matrixSize.x, enc.encodedSpace.matrixSize.y, enc.reconSpace.matrixSize.x
-    centre = enc.encodingLimits.kspace_encoding_step_1.center
-    noise, lines, acs = [], {}, {}
-    for a in acqs:
-        if a.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
-            noise.append(a.data)
-            continue
-        full = np.zeros((a.data.shape[0], ex), np.complex64)
-        off = ex // 2 - a.center_sample
-        full[:, off : off + a.data.shape[1]] = a.data
-        img = np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(full, -1), axis=-1), -1)[:, ex // 2 - nx // 2 : ex // 2 + nx // 2]
-        line = np.fft.fftshift(np.fft.fft(np.fft.ifftshift(img, -1), axis=-1), -1)
-        row = a.idx.kspace_encode_step_1 - centre + Ky // 2
-        lines[row] = line
-        if a.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION) or a.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING):
-            acs[row] = line
-    n = np.concatenate(noise, 1)
-    W = np.linalg.inv(np.linalg.cholesky(n @ n.conj().T / n.shape[1]))
-    ksp = np.zeros((n.shape[0], Ky, nx), np.complex64)
-    kacs = np.zeros_like(ksp)
-    for r, v in lines.items():
-        ksp[:, r] = W @ v
-    for r, v in acs.items():
-        kacs[:, r] = W @ v
-    mps = mr.app.EspiritCalib(kacs, show_pbar=False).run()
-    ref = mr.app.SenseRecon(ksp, mps, max_iter=10, show_pbar=False).run()
+    ref = sigpy_sense_cartesian(path, iterations=10)
     t_ref = time.perf_counter() - t0
     return {
         "file": "GRAPPA export (14 coils, 144 x 192, R = 3, 48 ACS)",
@@ -94,12 +63,10 @@ def grappa_case(out: str) -> dict:
 
 
 def radial_case(out: str) -> dict:
-    import ismrmrd
-    import sigpy as sp
-    import sigpy.mri as mr
     import torch
 
     from data_tools.phantom import cardiac_cine_phantom, coil_sensitivities
+    from data_tools.reference import sigpy_sense_radial
     from data_tools.writers import write_ismrmrd_radial
     from mridip import metrics
     from mridip.operators.radial import RadialSense
@@ -126,16 +93,7 @@ def radial_case(out: str) -> dict:
     t_mridip = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ds = ismrmrd.Dataset(path, "dataset", create_if_needed=False)
-    acqs = [ds.read_acquisition(i) for i in range(ds.number_of_acquisitions())]
-    ds.close()
-    ksp = np.concatenate([a.data for a in acqs], axis=1)  # (C, spokes * ns)
-    cyc = np.concatenate([a.traj for a in acqs], axis=0)  # (K, 2): column 0 = kx, 1 = ky
-    coord = np.stack([cyc[:, 1], cyc[:, 0]], axis=-1) * N  # sigpy: (y, x), 1/FOV units
-    dcf = np.sqrt((coord**2).sum(-1))
-    imgs = sp.nufft_adjoint(ksp * dcf, coord, (C, N, N))
-    mps = mr.app.EspiritCalib(sp.fft(imgs, axes=(-2, -1)), show_pbar=False).run()
-    ref = mr.app.SenseRecon(ksp, mps, coord=coord, max_iter=10, show_pbar=False).run()
+    ref = sigpy_sense_radial(path, N, iterations=10)
     t_ref = time.perf_counter() - t0
     truth = x.numpy()
     return {

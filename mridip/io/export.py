@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -318,30 +317,13 @@ def _nibabel():
 
 
 def _write_atomically(path: str, write: Callable[[str], None]) -> str:
-    """``write(tmp)`` to a fresh temporary name in ``path``'s folder, then rename it over ``path``.
+    """:func:`mridip.io.output.write_atomically` with ``path``'s suffix kept on the temporary
+    name (nibabel chooses compression by it)."""
+    from mridip.io.output import write_atomically
 
-    The temporary name keeps ``path``'s suffix (nibabel chooses compression by it). A crash
-    leaves neither a half-written file nor a damaged older one (as :func:`save_reconstruction`).
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    base = os.path.basename(path)
+    base = os.path.basename(os.fspath(path))
     ext = next((s for s, _ in _SUFFIXES if base.lower().endswith(s)), "")
-    fd, tmp = tempfile.mkstemp(prefix="." + base + ".", suffix=".tmp" + ext, dir=folder)
-    os.close(fd)
-    os.remove(tmp)  # the writers create the file themselves (HDF5 cannot open an empty file)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return write_atomically(path, write, suffix=ext)
 
 
 def _slice_numbers(recon: Reconstruction) -> list[int]:

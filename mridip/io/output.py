@@ -63,12 +63,7 @@ def save_reconstruction(path: str | os.PathLike, recon: Reconstruction) -> str:
     """
     import h5py
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("reconstruction", data=np.asarray(recon.image, dtype=np.complex64))
             if recon.parameter_maps:
@@ -113,7 +108,26 @@ def save_reconstruction(path: str | os.PathLike, recon: Reconstruction) -> str:
                 if is_json:
                     json_names.append(name)
             f.attrs["_json_attrs"] = json.dumps(json_names)
-        # mkstemp creates 0600; give the result the permissions of an ordinary new file
+
+    return write_atomically(path, write)
+
+
+def write_atomically(path: str | os.PathLike, write, suffix: str = "") -> str:
+    """``write(tmp)`` to a fresh temporary name in ``path``'s folder, then rename it over ``path``.
+
+    A crash or Ctrl-C leaves neither a half-written file nor a damaged older one. ``suffix``
+    ends the temporary name (writers that choose a format by the name, e.g. nibabel's
+    ``.nii.gz``). The result gets the permissions of an ordinary new file (mkstemp's are
+    0600). Returns the path written.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix, dir=folder)
+    os.close(fd)
+    os.remove(tmp)  # the writers create the file themselves (HDF5 cannot open an empty file)
+    try:
+        write(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

@@ -162,6 +162,9 @@ class FitResult:
     history : dict of str -> numpy.ndarray
         ``iteration``, ``loss``, ``val_loss`` (NaN where not validated), ``seconds``, and
         ``monitor`` (NaN where not validated) when a monitor was given.
+    loss_path : str
+        How :func:`fit_kspace` evaluated the data term (``"normal"`` or ``"forward"``);
+        empty for other losses.
     """
 
     image: torch.Tensor
@@ -172,6 +175,7 @@ class FitResult:
     seconds_per_iteration: float
     history: dict[str, np.ndarray] = field(default_factory=dict)
     resumed_seconds: float = 0.0
+    loss_path: str = ""
 
 
 # --------------------------------------------------------------------- hold-out split
@@ -550,7 +554,7 @@ def fit_kspace(
     y: torch.Tensor,
     config: FitConfig,
     *,
-    loss_path: str = "normal",
+    loss_path: str = "auto",
     extra_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     **fit_kwargs,
 ) -> FitResult:
@@ -567,7 +571,10 @@ def fit_kspace(
         (:func:`data_scale`).
     config : FitConfig
     loss_path : str
-        ``"normal"`` (Toeplitz / masked FFT, default) or ``"forward"`` (explicit).
+        ``"normal"`` (Toeplitz / masked FFT), ``"forward"`` (explicit NUFFT and adjoint) or
+        ``"auto"`` (default: :func:`choose_loss_path`, the faster of the two for this
+        operator and batch, timed once before the fit; the two agree in value and
+        gradient to float32 round-off).
     extra_loss : callable, optional
         ``extra_loss(model, x_b, frames) -> scalar`` added to the data term (regularisers
         of motion fields, smoothness of parameter maps, ...).
@@ -585,13 +592,59 @@ def fit_kspace(
                 return float(val_loss(x, all_frames))
     else:
         A_train, validate = A, None
+    if loss_path == "auto":
+        T = A.ishape[0]
+        batch = T if config.frames_per_step in (0, None) or config.frames_per_step >= T else int(config.frames_per_step)
+        loss_path = choose_loss_path(A_train, y, batch)
     data_loss = KSpaceLoss(A_train, y, path=loss_path)
     if extra_loss is None:
         loss_fn = data_loss
     else:
         def loss_fn(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
             return data_loss(x, frames) + extra_loss(model, x, frames)
-    return fit(model, loss_fn, config, validate=validate, **fit_kwargs)
+    res = fit(model, loss_fn, config, validate=validate, **fit_kwargs)
+    res.loss_path = loss_path
+    return res
+
+
+#: ``"forward"`` is chosen only when it is this much faster than the normal operator (the
+#: long-standing default): timing noise must not flip the choice between equal paths.
+LOSS_PATH_MARGIN = 0.8
+
+
+def choose_loss_path(A: LinearOperator, y: torch.Tensor, batch: int, repeats: int = 2) -> str:
+    """The faster data-term path of :class:`KSpaceLoss` for ``A`` and ``batch`` frames per step.
+
+    Cartesian (and any operator without a Toeplitz normal) -> ``"normal"`` (a masked FFT
+    pair, as cheap as the forward path). Radial with Toeplitz kernels: one loss + backward
+    of each path on a random batch is timed (the best of ``repeats``, after one warm-up),
+    and ``"forward"`` is taken when it costs under :data:`LOSS_PATH_MARGIN` of
+    ``"normal"``: with finufft on few spokes per frame a NUFFT pair on a 1.25x grid can be
+    cheaper than the Toeplitz FFT pair on the 2x grid, with many spokes or on a GPU the
+    Toeplitz normal wins.
+    """
+    if getattr(A, "kernels", None) is None:
+        return "normal"
+    T, Y, X = A.ishape
+    frames = torch.arange(min(batch, T), device=y.device)
+    g = torch.Generator(device="cpu").manual_seed(0)
+    x0 = torch.randn(len(frames), Y, X, generator=g, dtype=torch.complex64).to(y.device)
+    times = {}
+    for path in ("normal", "forward"):
+        loss = KSpaceLoss(A, y, path=path)
+        best = math.inf
+        for r in range(repeats + 1):
+            x = x0.clone().requires_grad_(True)
+            if y.device.type == "cuda":
+                torch.cuda.synchronize(y.device)
+            t0 = time.perf_counter()
+            loss(x, frames).backward()
+            if y.device.type == "cuda":
+                torch.cuda.synchronize(y.device)
+            if r:  # the first call warms plans and caches
+                best = min(best, time.perf_counter() - t0)
+        times[path] = best
+    return "forward" if times["forward"] < LOSS_PATH_MARGIN * times["normal"] else "normal"
 
 
 def data_scale(image: torch.Tensor, percentile: float = 99.0) -> float:

@@ -230,7 +230,6 @@ def _line_patterns(lines: np.ndarray, n_ky: int) -> dict[tuple[int, ...], list[t
     """
     groups: dict[tuple[int, ...], list[tuple[int, int]]] = defaultdict(list)
     n_below = n_ky // 2
-    n_above = n_ky - n_below
     for t in range(lines.shape[0]):
         measured = np.flatnonzero(lines[t])
         if measured.size == 0:

@@ -192,18 +192,12 @@ def run_moco(problem, proto, *, seed: int, checkpoint: str | None = None, resume
     for k, v in sur.items():
         if k != "frame_seconds":
             motion[k] = np.asarray(v, dtype=np.float32)
-    info = {
-        "iterations": res.iterations + warm_iters,
-        "best_iteration": res.best_iteration,
-        "stop_reason": res.stop_reason + (f" (after {warm_iters} warm-up steps)" if warm_iters else ""),
-        "seconds_per_iteration": res.seconds_per_iteration,
-        "fit_seconds": res.seconds,
-        "resumed_seconds": res.resumed_seconds,
-        "data_scale": scale,
-        "history": res.history,
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "motion": motion,
-    }
+    from mridip.recon.pipeline import fit_info
+
+    info = fit_info(res, model, scale)
+    info["iterations"] = res.iterations + warm_iters
+    info["stop_reason"] = res.stop_reason + (f" (after {warm_iters} warm-up steps)" if warm_iters else "")
+    info["motion"] = motion
     if "frame_seconds" in sur:
         info["frame_seconds"] = float(sur["frame_seconds"])
     return res.image * scale, info

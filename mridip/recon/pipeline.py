@@ -154,10 +154,20 @@ def run_generator(problem: SliceProblem, proto: Protocol, *, seed: int, checkpoi
     mon = None if monitor is None else (lambda x: monitor(x * scale))
     res = fit_kspace(model, A, y / scale, cfg, checkpoint=checkpoint, resume=resume, description=description,
                      monitor=mon, restore_best=restore_best)
-    info = {
+    info = fit_info(res, model, scale)
+    if restore_best:
+        info["model"] = model
+    return res.image * scale, info
+
+
+def fit_info(res, model: torch.nn.Module, scale: float) -> dict[str, Any]:
+    """The info of a generator fit that :func:`reconstruct` turns into attrs: iterations,
+    stop, timing, data-term path, data scale, history and the parameter count."""
+    return {
         "iterations": res.iterations,
         "best_iteration": res.best_iteration,
         "stop_reason": res.stop_reason,
+        "loss_path": res.loss_path,
         "seconds_per_iteration": res.seconds_per_iteration,
         "fit_seconds": res.seconds,
         "resumed_seconds": res.resumed_seconds,
@@ -165,9 +175,6 @@ def run_generator(problem: SliceProblem, proto: Protocol, *, seed: int, checkpoi
         "history": res.history,
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }
-    if restore_best:
-        info["model"] = model
-    return res.image * scale, info
 
 
 def run_baseline(problem: SliceProblem, proto: Protocol, *, seed: int, progress: bool = False,
@@ -453,7 +460,7 @@ def _geometry_attrs(raw: RawData, slices: list[int]) -> dict[str, Any]:
 
 #: attrs that :func:`reconstruct` takes per slice and lists when there are several
 _PER_SLICE_ATTRS = ("best_iteration", "seconds_per_iteration", "tuned_lam", "tune_table", "parameters", "data_scale", "graph",
-                    "returned", "stage_seconds_per_iteration")
+                    "returned", "stage_seconds_per_iteration", "loss_path")
 
 
 def gather_slices(parts: list[Reconstruction]) -> Reconstruction:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from data_tools import writers
+from data_tools.phantom import cartesian_center_lines
 from data_tools.phantom import main as phantom_main
 from data_tools.phantom import simulate_to_files
 from data_tools.t1_phantom import (
@@ -92,6 +93,10 @@ def test_cartesian_t1_file_reads_back_with_its_header(tmp_path):
                         axes=(-2, -1))
     m = np.asarray(rd.mask[0])[:, None]
     np.testing.assert_allclose(np.asarray(rd.kspace[0]) * m, k * m, atol=1e-4 * np.abs(k).max())
+    # the embedded calibration is the longest TI's centre only (averaging TIs of opposite sign cancels)
+    cal, cm = np.asarray(rd.calibration[0]), np.asarray(rd.calibration_mask[0])
+    assert cm.any() and cm.any(axis=1).sum() == cartesian_center_lines(32, 2.0)
+    np.testing.assert_allclose(cal[:, cm], k[-1][:, cm], atol=1e-4 * np.abs(k).max())
 
 
 def test_radial_multi_ti_and_multi_echo_files(tmp_path):

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from data_tools.phantom import simulate_grappa_export
+from data_tools.reference import sigpy_sense_cartesian
 from data_tools.writers import write_ismrmrd_radial
 from mridip import metrics
 from mridip.coils import estimate_maps
@@ -171,14 +172,15 @@ SMALL = {
     "l1-wavelet": ["baseline.tune=false"],
     "lplus-s": ["baseline.tune=false"],
 }
-CARTESIAN = [p for p in builtin_protocols() if "radial" not in p and p != "dip-t2-mapping"]
+#: the mapping protocols need several contrasts (echo or inversion times) and refuse a
+#: one-contrast file by name (tested in their own files)
+CARTESIAN = [p for p in builtin_protocols() if "radial" not in p and "mapping" not in p]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CARTESIAN)
 def test_every_cartesian_protocol_reconstructs_a_grappa_export(small_export, name):
-    """No option about the data: each protocol finds the ACS lines itself. (dip-t2-mapping
-    needs several echoes; it refuses a one-echo file by name, tested in its own file.)"""
+    """No option about the data: each protocol finds the ACS lines itself."""
     if name == "bart-pics":
         from mridip.recon.bart import bart_available
 
@@ -194,46 +196,6 @@ def test_every_cartesian_protocol_reconstructs_a_grappa_export(small_export, nam
         assert metrics.nrmse(rec.image[0], small_export["image"][None]) < 0.2
 
 
-def _independent_sense(path, iterations):
-    """Read with the ismrmrd package and numpy only; sigpy ESPIRiT on the ACS; sigpy SENSE."""
-    sigpy_mri = pytest.importorskip("sigpy.mri")
-    ds = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
-    try:
-        enc = ismrmrd.xsd.CreateFromDocument(ds.read_xml_header()).encoding[0]
-        acqs = [ds.read_acquisition(i) for i in range(ds.number_of_acquisitions())]
-    finally:
-        ds.close()
-    ex, Ky, nx = enc.encodedSpace.matrixSize.x, enc.encodedSpace.matrixSize.y, enc.reconSpace.matrixSize.x
-    centre = enc.encodingLimits.kspace_encoding_step_1.center
-    noise, lines, acs = [], {}, {}
-    for a in acqs:
-        if a.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
-            noise.append(a.data)
-            continue
-        full = np.zeros((a.data.shape[0], ex), np.complex64)
-        off = ex // 2 - a.center_sample
-        full[:, off : off + a.data.shape[1]] = a.data
-        img = np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(full, -1), axis=-1), -1)
-        img = img[:, ex // 2 - nx // 2 : ex // 2 - nx // 2 + nx]
-        line = np.fft.fftshift(np.fft.fft(np.fft.ifftshift(img, -1), axis=-1), -1)
-        row = a.idx.kspace_encode_step_1 - centre + Ky // 2
-        lines[row] = line
-        if a.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION) or a.is_flag_set(
-                ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING):
-            acs[row] = line
-    n = np.concatenate(noise, 1)
-    W = np.linalg.inv(np.linalg.cholesky(n @ n.conj().T / n.shape[1]))
-    C = n.shape[0]
-    ksp = np.zeros((C, Ky, nx), np.complex64)
-    kacs = np.zeros_like(ksp)
-    for r, v in lines.items():
-        ksp[:, r] = W @ v
-    for r, v in acs.items():
-        kacs[:, r] = W @ v
-    mps = sigpy_mri.app.EspiritCalib(kacs, show_pbar=False).run()
-    return sigpy_mri.app.SenseRecon(ksp, mps, max_iter=iterations, show_pbar=False).run()
-
-
 @pytest.mark.slow
 def test_cg_sense_on_a_grappa_export_matches_sigpy(tmp_path):
     """Case 1 of issue 17 at its size: 14 coils, 144 x 192, R = 3, 48 ACS lines, 106 of 144
@@ -244,7 +206,8 @@ def test_cg_sense_on_a_grappa_export_matches_sigpy(tmp_path):
     sim = simulate_grappa_export(tmp_path / "case1.h5", shape=(144, 192), coils=14, acceleration=3,
                                  acs_lines=48, phase_resolution=106 / 144, snr=40.0, seed=0)
     rec = reconstruct(sim["path"], "cg-sense", progress=False)
-    ref = _independent_sense(sim["path"], iterations=10)
+    pytest.importorskip("sigpy.mri")
+    ref = sigpy_sense_cartesian(sim["path"], iterations=10)
     assert metrics.nrmse(rec.image[0], ref[None]) < 0.02
     assert "48 calibration lines" in rec.attrs["calibration"]
 

@@ -176,3 +176,25 @@ def test_divergence_is_reported_not_hidden():
 
     res = fit(model, bad_loss, FitConfig(iterations=5, stop="fixed", progress=False))
     assert res.stop_reason.startswith("diverged")
+
+
+def test_auto_loss_path_picks_a_path_and_records_it():
+    """Cartesian: always the normal path (a masked FFT pair); radial with Toeplitz kernels:
+    whichever path was timed faster, and either gives the same loss to round-off."""
+    from mridip.operators import RadialSense
+    from mridip.recon.fit import choose_loss_path
+    from mridip.trajectories import radial_trajectory
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(2, 12, 12, generator=g, dtype=torch.complex64)
+    mask = torch.zeros(3, 12, 12, dtype=torch.bool)
+    mask[:, ::2] = True
+    Ac = CartesianSense(maps, mask)
+    assert choose_loss_path(Ac, Ac(torch.randn(3, 12, 12, dtype=torch.complex64)), 3) == "normal"
+    Ar = RadialSense(maps, radial_trajectory(3, 5, 24))
+    y = Ar(torch.randn(3, 12, 12, generator=g, dtype=torch.complex64))
+    path = choose_loss_path(Ar, y, 2)
+    assert path in ("normal", "forward")
+    model = TDDIP(3, (12, 12), channels=8, latent_size=4, mapnet_widths=(16, 9), seed=0)
+    res = fit_kspace(model, Ar, y, FitConfig(iterations=2, stop="fixed", progress=False))
+    assert res.loss_path in ("normal", "forward") and res.iterations == 2
