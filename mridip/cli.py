@@ -196,8 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "simulate",
-        help="write a numerical phantom as raw files: cardiac cine (ISMRMRD radial/Cartesian, fastMRI) "
-        "or multi-echo T2 mapping (ISMRMRD, --kind t2map)",
+        help="write a numerical phantom as raw files: cardiac cine (ISMRMRD radial/Cartesian, fastMRI), "
+        "a realistic textured cine (--kind anatomical), a Siemens-GRAPPA-shaped slice (--kind grappa), "
+        "T2 / T1 / MOLLI mapping scans (--kind t2map, t1map, molli)",
     )
     from data_tools.phantom import add_arguments
 

@@ -3,15 +3,14 @@
 import json
 import warnings
 
+import ismrmrd
+import nibabel as nib
 import numpy as np
 import pytest
 
 from mridip.data import Reconstruction
 from mridip.errors import InputFileError, ShapeError
 from mridip.io.export import output_format, output_stem, save_mrd, save_nifti, save_output
-
-ismrmrd = pytest.importorskip("ismrmrd")
-nib = pytest.importorskip("nibabel")
 
 S, T, Y, X = 2, 3, 6, 8
 FOV = (200.0, 120.0, 4.0)  # mm: dx = 25, dy = 20, thickness 4
