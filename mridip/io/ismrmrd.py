@@ -619,7 +619,11 @@ def _read_calibration(scan: _Scan, slice_values: list[int]):
     calibration data.
     """
     which = np.flatnonzero(scan.calib_any)
-    if len(which) == 0:
+    on_image_slices = np.isin(scan.heads["idx"]["slice"][which].astype(np.int64), slice_values)
+    if not on_image_slices.any():
+        if len(which):
+            warnings.warn(f"{scan.path}: the {len(which)} calibration line(s) belong to slices without "
+                          "image data and are not used", stacklevel=3)
         return None, None, {}
     k, m, _ = _read_cartesian(scan, which, frames=False, slice_values=np.asarray(slice_values))
     k, mask = k[:, 0].contiguous(), m[:, 0].contiguous()

@@ -284,3 +284,23 @@ def test_from_arrays_takes_calibration(small_export):
     torch.testing.assert_close(m_arr, m_file)
     with pytest.raises(Exception, match="calibration must be"):
         from_arrays(raw.kspace[0], raw.mask[0], calibration=cal[:, :10])
+
+
+def test_calibration_lines_of_a_slice_without_image_data_are_dropped_with_a_warning(tmp_path):
+    import h5py
+
+    sim = simulate_grappa_export(tmp_path / "s.h5", shape=(24, 32), coils=3, acceleration=2, acs_lines=8,
+                                 snr=math.inf, seed=4)
+    bit20, bit21 = np.uint64(1 << 19), np.uint64(1 << 20)
+    with h5py.File(sim["path"], "r+") as f:  # reference lines of another slice only, as a wrong export
+        d = f["dataset/data"]
+        for i in range(d.shape[0]):
+            rec = d[i]
+            flags = np.uint64(rec["head"]["flags"])
+            if flags & bit20:
+                rec["head"]["idx"]["slice"] = 7
+            rec["head"]["flags"] = flags & ~bit21
+            d[i] = rec
+    with pytest.warns(UserWarning, match="slices without image data"):
+        raw = read_ismrmrd(sim["path"], calibration="maps")
+    assert raw.calibration is None and raw.num_slices == 1
