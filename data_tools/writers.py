@@ -138,8 +138,9 @@ def _header(
     return x.ToXML(hdr)
 
 
-def _noise_acquisitions(noise: np.ndarray | None, coils: int):
-    """Noise scans ``(C, N)`` as acquisitions of up to 256 samples each."""
+def _noise_acquisitions(noise: np.ndarray | None, coils: int, samples: int = _NOISE_CHUNK,
+                        dwell_us: float = _DWELL_US):
+    """Noise scans ``(C, N)`` as acquisitions of up to ``samples`` samples each, dwell ``dwell_us``."""
     import ismrmrd
 
     if noise is None:
@@ -148,10 +149,10 @@ def _noise_acquisitions(noise: np.ndarray | None, coils: int):
     if n.ndim != 2 or n.shape[0] != coils:
         raise ShapeError(f"noise must be (C, N) with C = {coils} coils, got {n.shape}")
     out = []
-    for i in range(0, n.shape[1], _NOISE_CHUNK):
-        acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(n[:, i : i + _NOISE_CHUNK]))
+    for i in range(0, n.shape[1], samples):
+        acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(n[:, i : i + samples]))
         acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
-        acq.sample_time_us = _DWELL_US
+        acq.sample_time_us = float(dwell_us)
         out.append(acq)
     return out
 
@@ -677,16 +678,7 @@ def write_ismrmrd_grappa_export(
             acq.set_flag(flag)
         return acq
 
-    acqs = []
-    if noise is not None:
-        n = _np(noise, np.complex64)
-        if n.ndim != 2 or n.shape[0] != C:
-            raise ShapeError(f"noise must be (C, N) with C = {C} coils, got {n.shape}")
-        for i in range(0, n.shape[1] - noise_samples + 1, noise_samples):
-            acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(n[:, i : i + noise_samples]))
-            acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
-            acq.sample_time_us = float(noise_dwell_us)
-            acqs.append(acq)
+    acqs = _noise_acquisitions(noise, C, noise_samples, noise_dwell_us)
     for e1 in sorted(acs - set(imaging)):
         acqs.append(line(e1, ismrmrd.ACQ_IS_PARALLEL_CALIBRATION))
     for e1 in imaging:

@@ -193,8 +193,22 @@ def test_auto_loss_path_picks_a_path_and_records_it():
     assert choose_loss_path(Ac, Ac(torch.randn(3, 12, 12, dtype=torch.complex64)), 3) == "normal"
     Ar = RadialSense(maps, radial_trajectory(3, 5, 24))
     y = Ar(torch.randn(3, 12, 12, generator=g, dtype=torch.complex64))
-    path = choose_loss_path(Ar, y, 2)
-    assert path in ("normal", "forward")
+
+    import time as _time
+
+    class SlowNormal(RadialSense):  # a Toeplitz normal far slower than the NUFFT pair
+        def _normal(self, x):
+            _time.sleep(0.03)
+            return super()._normal(x)
+
+    class SlowForward(RadialSense):  # and the other way round
+        def _forward(self, x):
+            _time.sleep(0.03)
+            return super()._forward(x)
+
+    traj = radial_trajectory(3, 5, 24)
+    assert choose_loss_path(SlowNormal(maps, traj), y, 3) == "forward"  # all frames: the operator itself
+    assert choose_loss_path(SlowForward(maps, traj), y, 3) == "normal"
     model = TDDIP(3, (12, 12), channels=8, latent_size=4, mapnet_widths=(16, 9), seed=0)
     res = fit_kspace(model, Ar, y, FitConfig(iterations=2, stop="fixed", progress=False))
     assert res.loss_path in ("normal", "forward") and res.iterations == 2
