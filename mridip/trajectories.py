@@ -420,8 +420,9 @@ def pipe_dcf(
             w = w / density(w).clamp_min(1e-12)
         return _normalize_dcf(w, traj, image_shape, normalization)
 
-    import torchkbnufft as tkbn
+    from mridip.operators.nufft import _tkbn
 
+    tkbn = _tkbn()
     kw = dict(im_size=(ny, nx), grid_size=grid, numpoints=numpoints, device=traj.device)
     to_grid = tkbn.KbInterpAdjoint(**kw)
     to_samples = tkbn.KbInterp(**kw)

@@ -69,9 +69,20 @@ _HINT = {
 }
 
 
+def _import(module: str):
+    """Import ``module``, silencing torch's ``torch.jit.script`` DeprecationWarning that
+    torchkbnufft triggers at import (it scripts its kernels): a library's matter, not the user's."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=DeprecationWarning)
+        return importlib.import_module(module)
+
+
 def _importable(module: str) -> bool:
     try:
-        __import__(module)
+        _import(module)
     except Exception:  # ImportError, or a CUDA library that fails to load
         return False
     return True
@@ -280,10 +291,9 @@ class _Type1(torch.autograd.Function):
 # ----------------------------------------------------------------- torchkbnufft wrapper
 def _tkbn():
     try:
-        import torchkbnufft as tkbn
+        return _import("torchkbnufft")
     except ImportError as exc:  # pragma: no cover - installed with the package
         raise DependencyError(f"the torchkbnufft NUFFT backend needs torchkbnufft: {_HINT['torchkbnufft']}") from exc
-    return tkbn
 
 
 class TkbnNufft:
